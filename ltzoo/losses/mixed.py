@@ -1,0 +1,20 @@
+"""Two-label mixed loss shared by CMO, SMCL and LSM (baselines §4.1 and §6.5)."""
+
+from torch import Tensor
+
+from ltzoo.losses.base import ClassificationLoss
+
+
+def mixed_label_loss(
+    loss: ClassificationLoss,
+    logits: Tensor,
+    target_a: Tensor,
+    target_b: Tensor,
+    lam: Tensor | float,
+) -> Tensor:
+    """L = Σ_i λ_i w_{a_i} ℓ(·, a_i)/Σ_i w_{a_i} + Σ_i (1 − λ_i) w_{b_i} ℓ(·, b_i)/Σ_i w_{b_i}.
+
+    Each term is normalised by its own label's weight sum, as the reference codes do; `lam` is one
+    float for the batch or a per-sample tensor of shape (B,).
+    """
+    return loss(logits, target_a, sample_scale=lam) + loss(logits, target_b, sample_scale=1.0 - lam)
