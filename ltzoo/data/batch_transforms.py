@@ -112,20 +112,21 @@ def _adjust_sharpness(x: Tensor, factor: Tensor) -> Tensor:
 
 def _adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     """Rotate the HSV hue of every image by its own shift in [-0.5, 0.5], quantising as torchvision does."""
-    rgb = x.float() / 255.0
+    rgb = x.float()
     r, g, b = rgb.unbind(dim=1)
-    value, _ = rgb.max(dim=1)
-    delta = value - rgb.min(dim=1).values
-    saturation = delta / torch.where(value > 0, value, torch.ones_like(value))
-    safe_delta = torch.where(delta > 0, delta, torch.ones_like(delta))
-    hue = torch.where(
-        value == r, (g - b) / safe_delta, torch.where(value == g, 2.0 + (b - r) / safe_delta, 4.0 + (r - g) / safe_delta)
+    value = torch.maximum(torch.maximum(r, g), b)
+    delta = value - torch.minimum(torch.minimum(r, g), b)
+    inverse_delta = torch.where(delta > 0, 1.0 / delta, 0.0)
+    hue_sextant = torch.where(
+        value == r,
+        (g - b) * inverse_delta,
+        torch.where(value == g, (b - r) * inverse_delta + 2.0, (r - g) * inverse_delta + 4.0),
     )
-    hue = (hue / 6.0 + shift.to(torch.float32).view(-1, 1, 1)).remainder(1.0)
-    sector = (torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1) + 6.0 * hue.unsqueeze(1)).remainder(6.0)
+    hue_sextant = hue_sextant + 6.0 * shift.to(torch.float32).view(-1, 1, 1)
+    sector = (hue_sextant.unsqueeze(1) + torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)).remainder_(6.0)
     ramp = torch.minimum(sector, 4.0 - sector).clamp_(0.0, 1.0)
-    out = value.unsqueeze(1) * (1.0 - saturation.unsqueeze(1) * ramp)
-    return out.mul_(255.0 + 1.0 - 1e-3).to(torch.uint8)
+    out = value.unsqueeze(1) - delta.unsqueeze(1) * ramp
+    return out.mul_((255.0 + 1.0 - 1e-3) / 255.0).to(torch.uint8)
 
 
 class Compose:
