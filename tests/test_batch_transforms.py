@@ -83,11 +83,9 @@ def test_resized_crop_matches_torchvision_antialiased_bilinear():
     top, left, height, width = bt._sample_resized_crop_boxes(6, 32, 32, (0.08, 1.0), (3 / 4, 4 / 3), _gen())
     for size in (32, 12):
         ours = bt._resized_crop(x, top, left, height, width, size)
+        boxes = zip(top.tolist(), left.tolist(), height.tolist(), width.tolist())
         reference = torch.stack(
-            [
-                TF.resized_crop(x[i], int(top[i]), int(left[i]), int(height[i]), int(width[i]), [size, size], antialias=True)
-                for i in range(6)
-            ]
+            [TF.resized_crop(image, *box, [size, size], antialias=True) for image, box in zip(x, boxes)]
         )
         torch.testing.assert_close(ours, reference, atol=1e-3, rtol=0)
 
@@ -114,7 +112,8 @@ def test_color_jitter_with_zero_strengths_is_identity():
 )
 def test_color_ops_with_per_image_factors_match_torchvision_per_image(ours, reference):
     x = _images(6)
-    factors = torch.tensor([0.6, 0.9, 1.0, 1.2, 1.4, 0.75]) if reference is not TF.adjust_hue else torch.linspace(-0.1, 0.1, 6)
+    is_hue = reference is TF.adjust_hue
+    factors = torch.linspace(-0.1, 0.1, 6) if is_hue else torch.tensor([0.6, 0.9, 1.0, 1.2, 1.4, 0.75])
     expected = torch.stack([reference(x[i], float(factors[i])) for i in range(6)])
     assert (ours(x, factors).int() - expected.int()).abs().max() <= 1
 
@@ -179,10 +178,10 @@ def test_autoaugment_policy_is_torchvision_cifar10_policy():
 
 @pytest.mark.parametrize("op", sorted(bt._AUTOAUGMENT_OPS))
 def test_autoaugment_ops_on_a_group_act_on_each_image_alone(op):
-    x = _images(4)
-    batched = bt._AUTOAUGMENT_OPS[op](x, 0.3 if op != "Posterize" else 4.0, [128.0])
+    x, magnitude = _images(4), 4.0 if op == "Posterize" else 0.3
+    batched = bt._AUTOAUGMENT_OPS[op](x, magnitude, [128.0])
     for i in range(4):
-        assert torch.equal(batched[i], bt._AUTOAUGMENT_OPS[op](x[i : i + 1], 0.3 if op != "Posterize" else 4.0, [128.0])[0])
+        assert torch.equal(batched[i], bt._AUTOAUGMENT_OPS[op](x[i : i + 1], magnitude, [128.0])[0])
 
 
 @pytest.mark.parametrize("transform", [bt.AutoAugmentCIFAR10(fill=128), bt.RandAugment(2, 10, 0.5)])
@@ -213,7 +212,8 @@ def test_rand_augment_translation_moves_content_and_fills_with_grey():
 
 
 def test_multiview_returns_one_tensor_per_view():
-    views = bt.MultiView((bt.cifar_autoaugment_transform(), bt.cifar_contrastive_transform(), bt.cifar_contrastive_transform()))
+    contrastive = bt.cifar_contrastive_transform()
+    views = bt.MultiView((bt.cifar_autoaugment_transform(), contrastive, contrastive))
     out = views(_images(4), _gen())
     assert len(out) == 3 and all(v.shape == (4, 3, 32, 32) and v.dtype == torch.float32 for v in out)
     assert not torch.equal(out[1], out[2])

@@ -66,9 +66,8 @@ def test_different_epochs_give_different_orders_and_augmentations():
 
 def test_ranks_split_the_epoch_into_disjoint_equal_shares():
     images, labels = _dataset(n=24)
-    shares = [
-        torch.cat([b.indices for b in ArrayLoader(images, labels, 5, _transform(), rank=r, world_size=2)]) for r in range(2)
-    ]
+    loaders = [ArrayLoader(images, labels, 5, _transform(), rank=r, world_size=2) for r in range(2)]
+    shares = [torch.cat([batch.indices for batch in loader]) for loader in loaders]
     assert len(shares[0]) == len(shares[1]) == 12
     assert set(shares[0].tolist()).isdisjoint(shares[1].tolist())
     assert sorted(torch.cat(shares).tolist()) == list(range(24))
@@ -88,7 +87,8 @@ def test_ranks_match_distributed_sampler_including_padding():
 def test_ranks_draw_different_augmentations_of_the_same_images():
     images, labels = _dataset(n=4)
     pairs = [0, 0, 1, 1, 2, 2, 3, 3]
-    batches = [_epoch(ArrayLoader(images, labels, 4, _transform(), sampler=pairs, rank=r, world_size=2))[0] for r in range(2)]
+    loaders = [ArrayLoader(images, labels, 4, _transform(), sampler=pairs, rank=r, world_size=2) for r in range(2)]
+    batches = [_epoch(loader)[0] for loader in loaders]
     assert torch.equal(batches[0].indices, batches[1].indices)
     assert not torch.equal(batches[0].images, batches[1].images)
 

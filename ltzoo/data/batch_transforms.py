@@ -232,9 +232,11 @@ def _sample_resized_crop_boxes(
     Each image takes its first of ``tries`` valid boxes, else torchvision's centre-crop fallback.
     """
     area = height * width
-    target_area = area * (torch.rand(n, tries, generator=generator, dtype=torch.float64) * (scale[1] - scale[0]) + scale[0])
+    target_area = area * (torch.rand(n, tries, generator=generator, dtype=torch.float64) * (scale[1] - scale[0]))
+    target_area = target_area + area * scale[0]
     log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
-    aspect = torch.exp(torch.rand(n, tries, generator=generator, dtype=torch.float64) * (log_high - log_low) + log_low)
+    log_aspect = torch.rand(n, tries, generator=generator, dtype=torch.float64) * (log_high - log_low) + log_low
+    aspect = torch.exp(log_aspect)
     box_w = torch.sqrt(target_area * aspect).round().long()
     box_h = torch.sqrt(target_area / aspect).round().long()
     valid = (box_w > 0) & (box_w <= width) & (box_h > 0) & (box_h <= height)
@@ -511,10 +513,8 @@ class AutoAugmentCIFAR10:
         out = x.clone()
         for stage in range(2):
             active = coin[:, stage] <= self._probability[policy, stage]
-            key = torch.stack(
-                (self._op_index[policy, stage], self._bin[policy, stage], (negate[:, stage] & self._signed[policy, stage]).long()),
-                dim=1,
-            )
+            negated = negate[:, stage] & self._signed[policy, stage]
+            key = torch.stack((self._op_index[policy, stage], self._bin[policy, stage], negated.long()), dim=1)
             images = active.nonzero().squeeze(1)
             groups, group_of = torch.unique(key[images], dim=0, return_inverse=True)
             for group, (op_index, magnitude_bin, negated) in enumerate(groups.tolist()):
@@ -595,7 +595,9 @@ _RAND_AUGMENT_OPS: dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]]
     "AutoContrast": lambda x, level, sign, fill: TF.autocontrast(x),
     "Equalize": lambda x, level, sign, fill: TF.equalize(x),
     "Invert": lambda x, level, sign, fill: TF.invert(x),
-    "Rotate": lambda x, level, sign, fill: _affine(x, _rotation_matrix(sign * level / 10.0 * 30.0, *x.shape[-2:]), fill),
+    "Rotate": lambda x, level, sign, fill: _affine(
+        x, _rotation_matrix(sign * level / 10.0 * 30.0, *x.shape[-2:]), fill
+    ),
     "Posterize": lambda x, level, sign, fill: _posterize(x, (level / 10.0 * 4).long()),
     "Solarize": lambda x, level, sign, fill: _solarize(x, (level / 10.0 * 256).long().clamp(max=256)),
     "SolarizeAdd": lambda x, level, sign, fill: _solarize_add(x, (level / 10.0 * 110).long().clamp(max=128)),

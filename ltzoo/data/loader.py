@@ -86,7 +86,7 @@ class ArrayLoader:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if world_size <= 0 or not 0 <= rank < world_size:
-            raise ValueError(f"need world_size >= 1 and 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+            raise ValueError(f"need world_size >= 1 and 0 <= rank < world_size, got {rank=}, {world_size=}")
         if seed < 0:
             raise ValueError(f"seed must be non-negative, got {seed}")
         self.images = _as_nchw_uint8(images)
