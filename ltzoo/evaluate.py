@@ -74,7 +74,8 @@ class EvalResult:
         lines.append(f"  {'top-5':<8}{_percent(self.top5)}")
         for group in SHOT_GROUPS:
             size = self.group_sizes[group]
-            lines.append(f"  {group:<8}{_percent(getattr(self, group))}   ({size} {'class' if size == 1 else 'classes'})")
+            classes = f"{size} {'class' if size == 1 else 'classes'}"
+            lines.append(f"  {group:<8}{_percent(getattr(self, group))}   ({classes})")
         lines.append(f"  {'ECE':<8}{_percent(self.ece)}   ({ECE_BINS} bins)")
         speed = "n/a" if self.images_per_sec is None else f"{self.images_per_sec:,.1f}"
         lines.append(f"  {'speed':<8}{speed:>10} images/s")
