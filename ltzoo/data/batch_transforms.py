@@ -362,17 +362,22 @@ class RandomGrayscale:
         return torch.where(gray.view(-1, 1, 1, 1), TF.rgb_to_grayscale(x, num_output_channels=3), x)
 
 
+def _blur_matrices(kernel: Tensor, size: int) -> Tensor:
+    """Per-image (size, size) matrices applying 1-D ``kernel`` (n, K) along an axis, repeating the edge pixel."""
+    radius = kernel.shape[1] // 2
+    source = (torch.arange(size)[:, None] + torch.arange(-radius, radius + 1)).clamp_(0, size - 1)
+    matrices = torch.zeros(kernel.shape[0], size, size)
+    return matrices.scatter_add_(2, source.expand(kernel.shape[0], -1, -1), kernel[:, None, :].expand(-1, size, -1))
+
+
 def _gaussian_blur(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
     """Separable Gaussian blur with one sigma per image; borders repeat the edge pixel as PIL does."""
-    n, c, h, w = x.shape
     radius = kernel_size // 2
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (offsets / sigma.to(torch.float32)[:, None]) ** 2)
-    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)
-    padded = nnf.pad(x.float().reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="replicate")
-    blurred = nnf.conv2d(padded, kernel.view(n * c, 1, kernel_size, 1), groups=n * c)
-    blurred = nnf.conv2d(blurred, kernel.view(n * c, 1, 1, kernel_size), groups=n * c)
-    return _round_to_uint8(blurred.view(n, c, h, w))
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    rows, cols = _blur_matrices(kernel, x.shape[-2]), _blur_matrices(kernel, x.shape[-1])
+    return _round_to_uint8(torch.matmul(torch.matmul(rows[:, None], x.float()), cols[:, None].transpose(-1, -2)))
 
 
 class GaussianBlur:
