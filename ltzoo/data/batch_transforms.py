@@ -629,7 +629,8 @@ class RandAugment:
     rules. Each image draws ``num_ops`` ops with replacement, applies each with probability ``p`` (timm: 0.5), with
     magnitude ~ N(magnitude, magnitude_std) clipped to [0, 10] and a random sign for geometric ops. Differences from
     timm's PIL ops: geometric ops always use bilinear interpolation (timm picks bilinear or bicubic at random) and
-    the contrast op blends with the float mean luma (PIL rounds it).
+    the contrast op blends with the float mean luma (PIL rounds it). ``fill`` is timm's default grey 128; BCL's
+    recipe passes the dataset mean times 255 instead.
     """
 
     def __init__(
