@@ -1,0 +1,225 @@
+"""Find and load the raw CIFAR-10/100 arrays, wherever the user keeps them (DESIGN.md "Data roots").
+
+Roots are tried in order: an explicit ``root``; ``$LTZOO_DATA``; the shared folder ``../shared/data`` beside the
+checkout; the default ``~/.cache/ltzoo/data`` (where ``download=True`` puts torchvision's files). Each root may hold
+JPEG npz archives (``cifar10_train_jpeg.npz``, ...) or torchvision's layout (``cifar-10-batches-py/``,
+``cifar-100-python/``). Decoded JPEG archives are cached as ``.npy`` under ``~/.cache/ltzoo/decoded/``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL
+from PIL import Image
+from torchvision.datasets import CIFAR10, CIFAR100
+
+import ltzoo
+
+__all__ = [
+    "CIFAR_DATASETS",
+    "CifarArrays",
+    "DatasetNotFoundError",
+    "load_cifar",
+    "shared_data_dir",
+]
+
+CIFAR_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
+
+SHARED_DATA_DIR: Path = Path(ltzoo.__file__).resolve().parents[1].parent / "shared" / "data"
+DEFAULT_DATA_DIR: Path = Path.home() / ".cache" / "ltzoo" / "data"
+DECODED_CACHE_DIR: Path = Path.home() / ".cache" / "ltzoo" / "decoded"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when a dataset is in none of the places looked; the message lists them and how to fix it."""
+
+
+@dataclass
+class CifarArrays:
+    """One CIFAR split in memory: RGB images (N, 32, 32, 3) uint8, int64 labels, class names, where it came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    source: str
+
+
+class _LocalCIFAR10(CIFAR10):
+    """torchvision's CIFAR-10 reader without the per-file md5 check, so re-created local copies load too.
+
+    The md5 of the downloaded archive is still checked by ``CIFAR10(download=True)``.
+    """
+
+    train_list = [[name, None] for name, _ in CIFAR10.train_list]
+    test_list = [[name, None] for name, _ in CIFAR10.test_list]
+    meta = {**CIFAR10.meta, "md5": None}
+
+
+class _LocalCIFAR100(CIFAR100):
+    """torchvision's CIFAR-100 reader without the per-file md5 check (see ``_LocalCIFAR10``)."""
+
+    train_list = [[name, None] for name, _ in CIFAR100.train_list]
+    test_list = [[name, None] for name, _ in CIFAR100.test_list]
+    meta = {**CIFAR100.meta, "md5": None}
+
+
+_TORCHVISION = {"cifar10": (CIFAR10, _LocalCIFAR10), "cifar100": (CIFAR100, _LocalCIFAR100)}
+
+
+def shared_data_dir() -> Path | None:
+    """The workplace's shared data folder ``<checkout>/../shared/data``, or None where it does not exist."""
+    return SHARED_DATA_DIR if SHARED_DATA_DIR.is_dir() else None
+
+
+def load_cifar(dataset: str, train: bool, root: str | Path | None = None, download: bool = False) -> CifarArrays:
+    """Load the full CIFAR-10 or CIFAR-100 train or test split from the first root that holds it.
+
+    An explicit ``root`` is the only place looked; otherwise ``$LTZOO_DATA``, the shared folder and
+    ``~/.cache/ltzoo/data`` are tried in turn. ``download=True`` fetches torchvision's copy into ``root``
+    (or ``$LTZOO_DATA``, or ``~/.cache/ltzoo/data``) when no root holds the data.
+    """
+    if dataset not in CIFAR_DATASETS:
+        raise ValueError(f"unknown CIFAR dataset {dataset!r}; expected one of {', '.join(CIFAR_DATASETS)}")
+    split = "train" if train else "test"
+    looked: list[str] = []
+    for candidate in _candidate_roots(root):
+        found = _load_from_root(dataset, split, candidate, looked)
+        if found is not None:
+            return found
+    if download:
+        target = _download_root(root)
+        try:
+            _TORCHVISION[dataset][0](str(target), train=train, download=True)
+        except (OSError, RuntimeError) as error:
+            looked.append(f"download into {target} failed: {error}")
+            raise DatasetNotFoundError(_not_found_message(dataset, split, looked)) from None
+        found = _load_from_root(dataset, split, target, looked)
+        if found is not None:
+            return found
+    raise DatasetNotFoundError(_not_found_message(dataset, split, looked))
+
+
+def _candidate_roots(root: str | Path | None) -> list[Path]:
+    """The roots to try, in order: an explicit root alone, else $LTZOO_DATA, the shared folder, the default."""
+    if root is not None:
+        return [Path(root).expanduser()]
+    roots = []
+    if os.environ.get("LTZOO_DATA"):
+        roots.append(Path(os.environ["LTZOO_DATA"]).expanduser())
+    shared = shared_data_dir()
+    if shared is not None:
+        roots.append(shared)
+    roots.append(DEFAULT_DATA_DIR)
+    return roots
+
+
+def _download_root(root: str | Path | None) -> Path:
+    """Where ``download=True`` puts torchvision's files: the explicit root, $LTZOO_DATA, or the default."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get("LTZOO_DATA"):
+        return Path(os.environ["LTZOO_DATA"]).expanduser()
+    return DEFAULT_DATA_DIR
+
+
+def _load_from_root(dataset: str, split: str, root: Path, looked: list[str]) -> CifarArrays | None:
+    """Load ``dataset``/``split`` from ``root`` in either format, or record what was missing and return None."""
+    archive = root / f"{dataset}_{split}_jpeg.npz"
+    if archive.is_file():
+        return _load_jpeg_archive(archive)
+    looked.append(f"{archive} (no such file)")
+    folder = root / _TORCHVISION[dataset][0].base_folder
+    reader = _TORCHVISION[dataset][1]
+    missing = [name for name, _ in reader.train_list + reader.test_list + [[reader.meta["filename"], None]]
+               if not (folder / name).is_file()]
+    if not missing:
+        return _load_torchvision_folder(dataset, split, root)
+    what = "no such folder" if not folder.is_dir() else f"missing {', '.join(missing)}"
+    looked.append(f"{folder}/ (torchvision layout: {what})")
+    return None
+
+
+def _load_torchvision_folder(dataset: str, split: str, root: Path) -> CifarArrays:
+    """Read torchvision's pickled CIFAR layout with torchvision's own dataset class."""
+    data = _TORCHVISION[dataset][1](str(root), train=split == "train")
+    return CifarArrays(
+        images=np.ascontiguousarray(data.data, dtype=np.uint8),
+        labels=np.asarray(data.targets, dtype=np.int64),
+        class_names=list(data.classes),
+        source=f"torchvision layout at {root / data.base_folder}",
+    )
+
+
+def _load_jpeg_archive(archive: Path) -> CifarArrays:
+    """Load a JPEG npz archive (keys jpeg, offsets, y, class_names), decoding through the .npy cache."""
+    with np.load(archive) as z:
+        labels = z["y"].astype(np.int64)
+        class_names = [str(name) for name in z["class_names"]]
+        images = _cached_decode(archive, z)
+    order = "grouped by class, not the canonical order; " if archive.name.endswith("_test_jpeg.npz") else ""
+    return CifarArrays(
+        images=images,
+        labels=labels,
+        class_names=class_names,
+        source=f"shared JPEG archive (quality 75, lossy; {order}decoded with Pillow {PIL.__version__}) at {archive}",
+    )
+
+
+def _cached_decode(archive: Path, z: np.lib.npyio.NpzFile) -> np.ndarray:
+    """Decoded images of ``archive``, from the .npy cache keyed by name, size, mtime and Pillow version."""
+    stat = archive.stat()
+    key = f"{archive.stem}-{stat.st_size}-{stat.st_mtime_ns}-pillow{PIL.__version__}.npy"
+    cached = DECODED_CACHE_DIR / key
+    num_images = len(z["offsets"]) - 1
+    if cached.is_file():
+        try:
+            images = np.load(cached)
+        except (OSError, ValueError):
+            images = None
+        if images is not None and images.shape == (num_images, 32, 32, 3) and images.dtype == np.uint8:
+            return images
+    images = _decode_jpegs(z["jpeg"], z["offsets"])
+    _atomic_save(cached, images)
+    return images
+
+
+def _decode_jpegs(buffer: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Decode image i = ``buffer[offsets[i]:offsets[i+1]]`` with Pillow into (N, 32, 32, 3) uint8 RGB."""
+    return np.stack([
+        np.asarray(Image.open(io.BytesIO(buffer[start:stop].tobytes())).convert("RGB"))
+        for start, stop in zip(offsets[:-1], offsets[1:])
+    ])
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+            tmp_name = tmp.name
+            np.save(tmp, array)
+        os.replace(tmp_name, path)
+    except OSError as error:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        warnings.warn(f"could not cache decoded images at {path} ({error}); they will be decoded again next time",
+                      stacklevel=3)
+
+
+def _not_found_message(dataset: str, split: str, looked: list[str]) -> str:
+    """The one error message for a dataset found nowhere: every place looked, then how to provide it."""
+    places = "\n".join(f"  - {place}" for place in looked)
+    folder = _TORCHVISION[dataset][0].base_folder
+    return (
+        f"{dataset} {split} split not found. Looked in:\n{places}\n"
+        f"Provide it in one of these ways: pass root=<folder holding {folder}/ or {dataset}_{split}_jpeg.npz>; "
+        f"set LTZOO_DATA to such a folder; or pass download=True to fetch torchvision's copy."
+    )

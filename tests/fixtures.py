@@ -1,0 +1,94 @@
+"""Builders of tiny on-disk fixtures from real images: torchvision-layout CIFAR folders and a split-file root."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ltzoo.data.sources import shared_data_dir
+
+CIFAR100_FINE_LABEL_NAMES = [
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
+    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
+    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
+    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard",
+    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
+    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket",
+    "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
+    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger",
+    "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+]
+CIFAR10_LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+SHARED_DATA = shared_data_dir()  # resolved at import, so tests that hide the shared folder still reach the refs
+
+
+def shared_file(name: str) -> Path:
+    """A file of the shared data folder; skips the test where this checkout has no shared data."""
+    if SHARED_DATA is None or not (SHARED_DATA / name).is_file():
+        pytest.skip(f"shared data file {name} is not available beside this checkout")
+    return SHARED_DATA / name
+
+
+def lossless_refs() -> dict[str, np.ndarray]:
+    """The bit-exact CIFAR reference images and labels of the shared ``cifar_lossless_refs.npz``."""
+    with np.load(shared_file("cifar_lossless_refs.npz")) as refs:
+        return {key: refs[key] for key in refs.files}
+
+
+def _write_pickle(path: Path, content: dict) -> None:
+    """Write one CIFAR pickle as the CIFAR tarballs do (latin1-readable dict)."""
+    with open(path, "wb") as out:
+        pickle.dump(content, out)
+
+
+def _batch(images: np.ndarray, labels: np.ndarray, label_key: str) -> dict:
+    """One CIFAR batch dict: 'data' is (N, 3072) uint8 in channel-major order, as in the original pickles."""
+    return {"data": images.transpose(0, 3, 1, 2).reshape(len(images), -1), label_key: labels.tolist()}
+
+
+def make_cifar100_folder(root: Path) -> Path:
+    """``root/cifar-100-python/`` holding the 20 real CIFAR-100 test images as both ``train`` and ``test``."""
+    refs = lossless_refs()
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    batch = _batch(refs["cifar100_test_first20_x"], refs["cifar100_test_first20_fine_y"], "fine_labels")
+    _write_pickle(folder / "train", batch)
+    _write_pickle(folder / "test", batch)
+    _write_pickle(folder / "meta", {"fine_label_names": CIFAR100_FINE_LABEL_NAMES})
+    return root
+
+
+def make_cifar10_folder(root: Path) -> Path:
+    """``root/cifar-10-batches-py/`` holding the 20 real CIFAR-10 test images in every batch file."""
+    refs = lossless_refs()
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    batch = _batch(refs["cifar10_test_first20_x"], refs["cifar10_test_first20_y"], "labels")
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        _write_pickle(folder / name, batch)
+    _write_pickle(folder / "batches.meta", {"label_names": CIFAR10_LABEL_NAMES})
+    return root
+
+
+def make_split_root(root: Path) -> tuple[Path, Path]:
+    """An image root with 6 real CIFAR-10 images (PNG, one grayscale) in 3 classes, and its list file."""
+    refs = lossless_refs()
+    images, labels = refs["cifar10_test_first20_x"][:6], [0, 0, 0, 1, 1, 2]
+    image_root = root / "images"
+    lines = []
+    for i, (image, label) in enumerate(zip(images, labels)):
+        relative = f"train/class_{label}/{i:04d}.png"
+        (image_root / relative).parent.mkdir(parents=True, exist_ok=True)
+        picture = Image.fromarray(image)
+        (picture.convert("L") if i == 5 else picture).save(image_root / relative)
+        lines.append(f"{relative} {label}\n")
+    list_file = root / "Tiny_LT_train.txt"
+    list_file.write_text("".join(lines))
+    return image_root, list_file

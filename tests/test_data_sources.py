@@ -1,0 +1,143 @@
+"""Loading raw CIFAR arrays: the shared JPEG archives, torchvision's layout, the root order and the decode cache."""
+
+import hashlib
+import io
+import os
+
+import numpy as np
+import PIL
+import pytest
+from fixtures import lossless_refs, make_cifar10_folder, make_cifar100_folder, shared_file
+from PIL import Image
+
+from ltzoo.data import sources
+from ltzoo.data.sources import DatasetNotFoundError, load_cifar
+
+
+@pytest.fixture
+def isolated_roots(tmp_path, monkeypatch):
+    """No LTZOO_DATA, no shared folder, and an empty default data folder: only what a test provides exists."""
+    monkeypatch.delenv("LTZOO_DATA", raising=False)
+    monkeypatch.setattr(sources, "SHARED_DATA_DIR", tmp_path / "no-shared")
+    monkeypatch.setattr(sources, "DEFAULT_DATA_DIR", tmp_path / "default")
+    return tmp_path
+
+
+def _jpeg_archive(path, images, labels):
+    """Write a JPEG npz archive in the shared format (keys jpeg, offsets, y, class_names)."""
+    blobs = []
+    for image in images:
+        out = io.BytesIO()
+        Image.fromarray(image).save(out, format="JPEG", quality=75)
+        blobs.append(np.frombuffer(out.getvalue(), dtype=np.uint8))
+    offsets = np.concatenate([[0], np.cumsum([len(blob) for blob in blobs])]).astype(np.int64)
+    np.savez(path, jpeg=np.concatenate(blobs), offsets=offsets, y=labels, class_names=np.array(["a", "b"]))
+
+
+def test_shared_cifar10_train_is_the_canonical_50000():
+    shared_file("cifar10_train_jpeg.npz")
+    data = load_cifar("cifar10", train=True)
+    assert data.images.shape == (50000, 32, 32, 3) and data.images.dtype == np.uint8
+    assert data.labels.dtype == np.int64
+    assert hashlib.sha256(data.labels.tobytes()).hexdigest() == (
+        "f5cfe00b0f00968c0cc5ff3b1d2de51b10e33efa277c2986f4e0fa63e58c9f4f")
+    assert data.class_names[0] == "airplane" and data.class_names[9] == "truck"
+    assert "quality 75" in data.source
+
+
+def test_shared_cifar10_train_matches_the_lossless_first_4000():
+    shared_file("cifar10_train_jpeg.npz")
+    refs = lossless_refs()
+    data = load_cifar("cifar10", train=True)
+    np.testing.assert_array_equal(data.labels[:4000], refs["cifar10_train_first4000_y"])
+    error = np.abs(data.images[:4000].astype(np.int16) - refs["cifar10_train_first4000_x"]).mean()
+    assert error < 7.0  # JPEG q75: the data README measures 5.81 / 255
+
+
+@pytest.mark.skipif(PIL.__version__ != "13.0.0", reason="the README's pixel hash is for Pillow 13.0.0's decoder")
+def test_shared_cifar10_train_pixels_match_the_readme_hash():
+    shared_file("cifar10_train_jpeg.npz")
+    images = load_cifar("cifar10", train=True).images
+    assert hashlib.sha256(images.tobytes()).hexdigest() == (
+        "5aaf8a2cf2e577ff4dbb15e4f368840fab5aca1812bcc69682005f8dc661d466")
+
+
+def test_shared_cifar10_test_is_balanced_and_says_it_is_grouped_by_class():
+    shared_file("cifar10_test_jpeg.npz")
+    data = load_cifar("cifar10", train=False)
+    assert data.images.shape == (10000, 32, 32, 3)
+    np.testing.assert_array_equal(np.bincount(data.labels), [1000] * 10)
+    assert "grouped by class" in data.source
+
+
+def test_torchvision_layout_loads_the_real_cifar100_images_bit_exactly(tmp_path):
+    refs = lossless_refs()
+    data = load_cifar("cifar100", train=False, root=make_cifar100_folder(tmp_path))
+    np.testing.assert_array_equal(data.images, refs["cifar100_test_first20_x"])
+    np.testing.assert_array_equal(data.labels, refs["cifar100_test_first20_fine_y"])
+    assert len(data.class_names) == 100 and data.class_names[data.labels[0]] == "mountain"
+    assert "torchvision layout" in data.source
+
+
+def test_ltzoo_data_comes_before_the_shared_folder(tmp_path, monkeypatch):
+    shared_file("cifar10_test_jpeg.npz")
+    monkeypatch.setenv("LTZOO_DATA", str(make_cifar10_folder(tmp_path)))
+    data = load_cifar("cifar10", train=False)
+    assert len(data.labels) == 20 and str(tmp_path) in data.source
+
+
+def test_an_explicit_root_is_the_only_place_looked(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as raised:
+        load_cifar("cifar10", train=True, root=tmp_path)
+    message = str(raised.value)
+    assert str(tmp_path / "cifar10_train_jpeg.npz") in message
+    assert str(tmp_path / "cifar-10-batches-py") in message
+    assert "shared" not in message and ".cache" not in message
+
+
+def test_missing_data_is_one_error_listing_every_place_and_the_fixes(isolated_roots, monkeypatch):
+    monkeypatch.setenv("LTZOO_DATA", str(isolated_roots / "env"))
+    with pytest.raises(FileNotFoundError) as raised:
+        load_cifar("cifar100", train=True)
+    message = str(raised.value)
+    for place in ("env/cifar100_train_jpeg.npz", "env/cifar-100-python", "default/cifar-100-python"):
+        assert place in message
+    for fix in ("root=", "LTZOO_DATA", "download=True"):
+        assert fix in message
+
+
+def test_an_incomplete_torchvision_folder_names_the_missing_files(tmp_path):
+    root = make_cifar100_folder(tmp_path)
+    (root / "cifar-100-python" / "meta").unlink()
+    with pytest.raises(DatasetNotFoundError, match="missing meta"):
+        load_cifar("cifar100", train=True, root=root)
+
+
+def test_unknown_dataset_is_rejected():
+    with pytest.raises(ValueError, match="cifar10, cifar100"):
+        load_cifar("cifar1000", train=True)
+
+
+def test_decoded_archives_are_cached_atomically_and_reused(isolated_roots, monkeypatch):
+    cache = isolated_roots / "decoded"
+    monkeypatch.setattr(sources, "DECODED_CACHE_DIR", cache)
+    images = lossless_refs()["cifar10_test_first20_x"]
+    _jpeg_archive(isolated_roots / "cifar10_test_jpeg.npz", images, np.arange(20) % 2)
+    first = load_cifar("cifar10", train=False, root=isolated_roots)
+    [cached] = cache.iterdir()
+    assert cached.suffix == ".npy" and not list(cache.glob("*.tmp"))
+    np.save(cached, np.zeros_like(first.images))
+    assert not load_cifar("cifar10", train=False, root=isolated_roots).images.any()
+
+
+def test_a_changed_archive_is_decoded_again(isolated_roots, monkeypatch):
+    monkeypatch.setattr(sources, "DECODED_CACHE_DIR", isolated_roots / "decoded")
+    images = lossless_refs()["cifar10_test_first20_x"]
+    archive = isolated_roots / "cifar10_test_jpeg.npz"
+    _jpeg_archive(archive, images, np.arange(20) % 2)
+    load_cifar("cifar10", train=False, root=isolated_roots)
+    before = archive.stat().st_mtime_ns
+    _jpeg_archive(archive, images[::-1], np.arange(20) % 2)  # same size, new content
+    os.utime(archive, ns=(before + 10**9, before + 10**9))
+    reloaded = load_cifar("cifar10", train=False, root=isolated_roots)
+    assert np.abs(reloaded.images[0].astype(int) - images[-1]).mean() < 10
