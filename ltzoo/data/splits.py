@@ -1,0 +1,171 @@
+"""Split-file datasets for ImageNet-LT, iNaturalist 2018 and Places-LT (baselines.md §1.2).
+
+A split list has one ``relative/path label`` line per image (the OLTR lists shipped by
+facebookresearch/classifier-balancing); images are read from ``image_root / relative/path``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ltzoo.data.sources import shared_data_dir
+
+__all__ = [
+    "BENCHMARKS",
+    "BenchmarkInfo",
+    "ImageReadError",
+    "SplitFileDataset",
+    "SplitListError",
+    "SplitListNotFoundError",
+    "find_split_list",
+    "read_split_list",
+]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    """What defines a large-scale benchmark: class count, list file per split, folder name, mean/std."""
+
+    name: str
+    num_classes: int
+    folder: str
+    split_files: dict[str, str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+BENCHMARKS: dict[str, BenchmarkInfo] = {
+    "imagenet_lt": BenchmarkInfo(
+        "imagenet_lt", 1000, "ImageNet_LT",
+        {"train": "ImageNet_LT_train.txt", "val": "ImageNet_LT_val.txt", "test": "ImageNet_LT_test.txt"},
+        IMAGENET_MEAN, IMAGENET_STD),
+    "inat2018": BenchmarkInfo(
+        "inat2018", 8142, "iNaturalist18",
+        {"train": "iNaturalist18_train.txt", "val": "iNaturalist18_val.txt", "test": "iNaturalist18_val.txt"},
+        (0.466, 0.471, 0.380), (0.195, 0.194, 0.192)),
+    "places_lt": BenchmarkInfo(
+        "places_lt", 365, "Places_LT",
+        {"train": "Places_LT_train.txt", "val": "Places_LT_val.txt", "test": "Places_LT_test.txt"},
+        IMAGENET_MEAN, IMAGENET_STD),
+}
+
+_NOT_SHARED = {"ImageNet_LT_train.txt", "iNaturalist18_train.txt"}
+
+
+class SplitListError(ValueError):
+    """A split list line that is malformed or has a label out of range; names the file and line."""
+
+
+class SplitListNotFoundError(FileNotFoundError):
+    """No split list file in any of the places looked; the message lists them and how to provide it."""
+
+
+class ImageReadError(OSError):
+    """An image named by a split list is missing or unreadable; names the image and the list line."""
+
+
+def read_split_list(path: str | Path, num_classes: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Read ``relative/path label`` lines into (paths, int64 labels); labels must lie in [0, num_classes)."""
+    paths, labels, _ = _read_entries(Path(path), num_classes)
+    return paths, labels
+
+
+def _read_entries(path: Path, num_classes: int | None) -> tuple[list[str], np.ndarray, list[int]]:
+    """Parse a split list, keeping each entry's 1-based line number for error messages."""
+    paths: list[str] = []
+    labels: list[int] = []
+    line_numbers: list[int] = []
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            fields = line.rsplit(maxsplit=1)
+            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+                raise SplitListError(f"{path}, line {number}: expected 'relative/path label' with an integer "
+                                     f"label, got {line.rstrip()!r}")
+            label = int(fields[1])
+            upper = num_classes if num_classes is not None else float("inf")
+            if not 0 <= label < upper:
+                allowed = f"[0, {num_classes})" if num_classes is not None else "non-negative"
+                raise SplitListError(f"{path}, line {number}: label {label} is outside the allowed range "
+                                     f"{allowed}; is this the list of the right benchmark?")
+            paths.append(fields[0])
+            labels.append(label)
+            line_numbers.append(number)
+    return paths, np.asarray(labels, dtype=np.int64), line_numbers
+
+
+def find_split_list(benchmark: str, split: str, data_dir: str | Path | None = None) -> Path:
+    """Locate a benchmark's list file in ``data_dir`` (or $LTZOO_DATA), its ``<Folder>/`` or ``splits/<Folder>/``,
+    then the shared ``splits/<Folder>/``.
+    """
+    info = _benchmark(benchmark)
+    if split not in info.split_files:
+        raise ValueError(f"unknown split {split!r} for {benchmark}; expected one of {', '.join(info.split_files)}")
+    filename = info.split_files[split]
+    roots = []
+    if data_dir is not None:
+        roots.append(Path(data_dir).expanduser())
+    elif os.environ.get("LTZOO_DATA"):
+        roots.append(Path(os.environ["LTZOO_DATA"]).expanduser())
+    shared = shared_data_dir()
+    candidates = [folder / filename for root in roots
+                  for folder in (root, root / info.folder, root / "splits" / info.folder)]
+    if shared is not None:
+        candidates.append(shared / "splits" / info.folder / filename)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    places = "\n".join(f"  - {candidate}" for candidate in candidates) or "  - (no data_dir, LTZOO_DATA or shared folder)"
+    hint = (f" {filename} is not in the shared data: take it from facebookresearch/classifier-balancing (data/"
+            f"{info.folder}/)." if filename in _NOT_SHARED else "")
+    raise SplitListNotFoundError(f"{benchmark} {split} list {filename} not found. Looked in:\n{places}\n"
+                                 f"Put it in one of these places, pass data_dir=<its folder>, or set LTZOO_DATA."
+                                 f"{hint}")
+
+
+def _benchmark(benchmark: str) -> BenchmarkInfo:
+    """The ``BenchmarkInfo`` of ``benchmark``, or a ValueError listing the known ones."""
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}")
+    return BENCHMARKS[benchmark]
+
+
+class SplitFileDataset(torch.utils.data.Dataset):
+    """Images listed in a split file: item i is (transform(RGB PIL image), label)."""
+
+    def __init__(self, image_root: str | Path, list_file: str | Path, num_classes: int,
+                 transform: Callable[[Image.Image], Any] | None = None) -> None:
+        self.image_root = Path(image_root)
+        self.list_file = Path(list_file)
+        self.num_classes = num_classes
+        self.transform = transform
+        self.paths, self.targets, self._line_numbers = _read_entries(self.list_file, num_classes)
+        self.class_counts = np.bincount(self.targets, minlength=num_classes).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        path = self.image_root / self.paths[index]
+        try:
+            with Image.open(path) as opened:
+                image = opened.convert("RGB")
+        except OSError as error:
+            raise ImageReadError(f"cannot read image {path} (listed in {self.list_file}, line "
+                                 f"{self._line_numbers[index]}): {error}. Check image_root={self.image_root}"
+                                 ) from None
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.targets[index])

@@ -1,0 +1,52 @@
+"""Per-image transforms: the large-scale benchmarks' train/eval pipelines (baselines.md §1.2) and the eval
+pipeline a timm-style pretrained cfg asks for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from timm.data import create_transform
+from torchvision import transforms
+
+from ltzoo.data.splits import BENCHMARKS
+
+__all__ = ["benchmark_transform", "eval_transform_from_cfg"]
+
+_COLOR_JITTER_BENCHMARKS = ("imagenet_lt", "places_lt")
+_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
+
+
+def benchmark_transform(benchmark: str, train: bool, input_size: int = 224) -> transforms.Compose:
+    """Train: RandomResizedCrop + flip (+ ColorJitter(0.4, 0.4, 0.4, 0) on ImageNet-LT and Places-LT);
+    eval: Resize(input_size·256/224) + CenterCrop(input_size); then ToTensor + Normalize(benchmark mean/std).
+    """
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}")
+    info = BENCHMARKS[benchmark]
+    if train:
+        steps = [transforms.RandomResizedCrop(input_size), transforms.RandomHorizontalFlip()]
+        if benchmark in _COLOR_JITTER_BENCHMARKS:
+            steps.append(transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0))
+    else:
+        steps = [transforms.Resize(int(input_size * 256 / 224)), transforms.CenterCrop(input_size)]
+    return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(info.mean, info.std)])
+
+
+def eval_transform_from_cfg(pretrained_cfg: dict[str, Any]) -> transforms.Compose:
+    """timm's eval pipeline for a pretrained cfg: Resize(int(size/crop_pct), interpolation) + CenterCrop(size)
+    + ToTensor + Normalize(mean, std). With crop_pct 1.0 on images already at ``size`` (32-px CIFAR), resize and
+    crop are the identity, so it is ToTensor + Normalize.
+    """
+    missing = [key for key in _CFG_KEYS if key not in pretrained_cfg]
+    if missing:
+        raise ValueError(f"pretrained_cfg lacks {', '.join(missing)}; an eval transform needs all of "
+                       f"{', '.join(_CFG_KEYS)} (got keys: {', '.join(sorted(pretrained_cfg)) or 'none'})")
+    return create_transform(
+        input_size=tuple(pretrained_cfg["input_size"]),
+        is_training=False,
+        interpolation=pretrained_cfg["interpolation"],
+        mean=tuple(pretrained_cfg["mean"]),
+        std=tuple(pretrained_cfg["std"]),
+        crop_pct=pretrained_cfg["crop_pct"],
+        crop_mode="center",
+    )
