@@ -1,0 +1,198 @@
+"""Index samplers for long-tailed training: shuffled instances, class-aware re-sampling, the minority stream.
+
+Every sampler is a ``torch.utils.data.Sampler[int]`` for a plain DataLoader, deterministic given
+``(seed, epoch)``: each epoch draws from a fresh ``torch.Generator`` seeded from (seed, epoch, sampler type),
+so resuming at an epoch boundary is exact without saving generator state. Call ``set_epoch`` as with
+``DistributedSampler``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+__all__ = [
+    "SAMPLER_KINDS",
+    "SAMPLER_KIND_ALIASES",
+    "ClassAwareSampler",
+    "EpochSampler",
+    "InstanceSampler",
+    "MinorityStream",
+    "class_probabilities",
+]
+
+SAMPLER_KINDS: tuple[str, ...] = ("instance", "class_balanced", "sqrt", "reversed", "effective_number")
+SAMPLER_KIND_ALIASES: dict[str, str] = {
+    "cmo_uniform": "class_balanced",
+    "class_uniform": "class_balanced",
+    "effnum": "effective_number",
+}
+
+_INSTANCE_STREAM = 0
+_CLASS_AWARE_STREAM = 1
+
+
+def class_probabilities(class_counts: Sequence[int] | np.ndarray, kind: str, beta: float = 0.9999) -> np.ndarray:
+    """Probability of drawing each class: instance ∝ n_k; class_balanced uniform; sqrt ∝ √n_k; reversed ∝ 1/n_k;
+    effective_number ∝ 1/E_k with E_k = (1 − β^{n_k})/(1 − β). Classes with no images get 0.
+
+    Aliases from the specs: ``cmo_uniform`` and ``class_uniform`` = class_balanced, ``effnum`` = effective_number.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.ndim != 1 or counts.size == 0 or (counts < 0).any() or not (counts > 0).any():
+        raise ValueError(f"class_counts must be a non-empty 1-D sequence of non-negative counts with at least one "
+                         f"positive entry, got {np.asarray(class_counts)!r}")
+    name = SAMPLER_KIND_ALIASES.get(kind, kind)
+    present = counts > 0
+    n = counts[present]
+    if name == "instance":
+        weights = n
+    elif name == "class_balanced":
+        weights = np.ones_like(n)
+    elif name == "sqrt":
+        weights = np.sqrt(n)
+    elif name == "reversed":
+        weights = 1.0 / n
+    elif name == "effective_number":
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"beta must lie in [0, 1) for the effective-number sampler, got {beta}")
+        weights = (1.0 - beta) / (1.0 - beta**n)
+    else:
+        raise ValueError(f"unknown sampler kind {kind!r}; expected one of {', '.join(SAMPLER_KINDS)} "
+                         f"(aliases: {', '.join(SAMPLER_KIND_ALIASES)})")
+    probabilities = np.zeros_like(counts)
+    probabilities[present] = weights / weights.sum()
+    return probabilities
+
+
+def _epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    """A torch.Generator seeded from (seed, epoch, stream), so different sampler types draw independently."""
+    state = np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def _check_non_negative_int(value: Any, name: str) -> int:
+    """Return ``value`` as an int, or raise a clear error unless it is a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+class InstanceSampler(Sampler[int]):
+    """The ordinary loader's order: a fresh random permutation of range(num_items) each epoch (or in order)."""
+
+    def __init__(self, num_items: int, shuffle: bool = True, seed: int = 0) -> None:
+        super().__init__()
+        self.num_items = _check_non_negative_int(num_items, "num_items")
+        self.shuffle = shuffle
+        self.seed = _check_non_negative_int(seed, "seed")
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose permutation the next iteration yields."""
+        self.epoch = _check_non_negative_int(epoch, "epoch")
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.num_items))
+        generator = _epoch_generator(self.seed, self.epoch, _INSTANCE_STREAM)
+        return iter(torch.randperm(self.num_items, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_items
+
+
+class ClassAwareSampler(Sampler[int]):
+    """Class-aware re-sampling with replacement: a class by ``class_probabilities(kind)``, then an image
+    uniformly within it; ``num_samples`` draws per epoch (default: the dataset size).
+
+    Drawn as torch's WeightedRandomSampler with per-image weight p_k/n_k (same distribution), the form
+    CMO, SMCL and LSM describe; with ``kind="instance"`` it is uniform over images.
+    """
+
+    def __init__(self, labels: Sequence[int] | np.ndarray, kind: str = "class_balanced", beta: float = 0.9999,
+                 num_samples: int | None = None, seed: int = 0) -> None:
+        super().__init__()
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or labels.size == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+            raise ValueError(f"labels must be a non-empty 1-D array of non-negative integer class ids, got shape "
+                             f"{labels.shape} and dtype {labels.dtype}")
+        self.kind = kind
+        self.class_counts = np.bincount(labels).astype(np.int64)
+        self.class_probs = class_probabilities(self.class_counts, kind, beta)
+        self.weights = torch.as_tensor(self.class_probs[labels] / self.class_counts[labels], dtype=torch.float64)
+        self.num_samples = len(labels) if num_samples is None else _check_non_negative_int(num_samples, "num_samples")
+        if self.num_samples == 0:
+            raise ValueError("num_samples must be at least 1 (or None for one draw per image)")
+        self.seed = _check_non_negative_int(seed, "seed")
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose draws the next iteration yields."""
+        self.epoch = _check_non_negative_int(epoch, "epoch")
+
+    def __iter__(self) -> Iterator[int]:
+        generator = _epoch_generator(self.seed, self.epoch, _CLASS_AWARE_STREAM)
+        return iter(torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class EpochSampler(Protocol):
+    """A sampler whose order is fixed by ``set_epoch``, as ``InstanceSampler`` and ``ClassAwareSampler`` are."""
+
+    def __iter__(self) -> Iterator[int]: ...
+
+    def __len__(self) -> int: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+class MinorityStream:
+    """Endless index batches for the second (minority) branch of CMO / SMCL / LSM.
+
+    Pass k is ``sampler`` at epoch k cut into batches of ``batch_size`` (the last one of a pass may be shorter,
+    as a DataLoader without drop_last gives); a new pass starts when one is used up ("re-created on exhaustion").
+    The stream owns the sampler's epoch. Its whole state is the number of batches drawn, so
+    ``state_dict``/``load_state_dict`` resume it exactly. Used as a DataLoader's ``batch_sampler``, workers
+    prefetch ahead: then checkpoint ``{"batches_drawn": <batches the loop consumed>}`` instead.
+    """
+
+    def __init__(self, sampler: EpochSampler, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if len(sampler) == 0:
+            raise ValueError("the sampler of a MinorityStream must yield at least one index per epoch")
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.batches_per_pass = math.ceil(len(sampler) / batch_size)
+        self.batches_drawn = 0
+        self._pass: int | None = None
+        self._order: list[int] = []
+
+    def __iter__(self) -> MinorityStream:
+        return self
+
+    def __next__(self) -> list[int]:
+        pass_index, batch_index = divmod(self.batches_drawn, self.batches_per_pass)
+        if pass_index != self._pass:
+            self.sampler.set_epoch(pass_index)
+            self._order = list(self.sampler)
+            self._pass = pass_index
+        self.batches_drawn += 1
+        start = batch_index * self.batch_size
+        return self._order[start:start + self.batch_size]
+
+    def state_dict(self) -> dict[str, int]:
+        """The stream's position: the number of batches drawn so far."""
+        return {"batches_drawn": self.batches_drawn}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue from a position saved by ``state_dict``."""
+        self.batches_drawn = _check_non_negative_int(state["batches_drawn"], "batches_drawn")
