@@ -137,8 +137,8 @@ def _load_from_root(dataset: str, split: str, root: Path, looked: list[str]) -> 
     looked.append(f"{archive} (no such file)")
     folder = root / _TORCHVISION[dataset][0].base_folder
     reader = _TORCHVISION[dataset][1]
-    missing = [name for name, _ in reader.train_list + reader.test_list + [[reader.meta["filename"], None]]
-               if not (folder / name).is_file()]
+    needed = [name for name, _ in reader.train_list + reader.test_list] + [reader.meta["filename"]]
+    missing = [name for name in needed if not (folder / name).is_file()]
     if not missing:
         return _load_torchvision_folder(dataset, split, root)
     what = "no such folder" if not folder.is_dir() else f"missing {', '.join(missing)}"

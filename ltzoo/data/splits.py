@@ -107,32 +107,38 @@ def _read_entries(path: Path, num_classes: int | None) -> tuple[list[str], np.nd
 
 
 def find_split_list(benchmark: str, split: str, data_dir: str | Path | None = None) -> Path:
-    """Locate a benchmark's list file in ``data_dir`` (or $LTZOO_DATA), its ``<Folder>/`` or ``splits/<Folder>/``,
-    then the shared ``splits/<Folder>/``.
+    """Locate a benchmark's list file: in ``data_dir`` (else $LTZOO_DATA), its ``<Folder>/`` or ``splits/<Folder>/``,
+    then in the shared ``splits/<Folder>/``; the error lists every place looked.
     """
     info = _benchmark(benchmark)
     if split not in info.split_files:
         raise ValueError(f"unknown split {split!r} for {benchmark}; expected one of {', '.join(info.split_files)}")
     filename = info.split_files[split]
+    candidates = _split_list_candidates(info, filename, data_dir)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    places = "\n".join(f"  - {candidate}" for candidate in candidates)
+    hint = (f" {filename} is not in the shared data: take it from facebookresearch/classifier-balancing "
+            f"(data/{info.folder}/)." if filename in _NOT_SHARED else "")
+    raise SplitListNotFoundError(f"{benchmark} {split} list {filename} not found. Looked in:\n"
+                                 f"{places or '  - (no data_dir, LTZOO_DATA or shared folder)'}\n"
+                                 f"Pass data_dir=<the folder holding it>, or set LTZOO_DATA to it.{hint}")
+
+
+def _split_list_candidates(info: BenchmarkInfo, filename: str, data_dir: str | Path | None) -> list[Path]:
+    """Where a list file may be, in search order."""
     roots = []
     if data_dir is not None:
         roots.append(Path(data_dir).expanduser())
     elif os.environ.get("LTZOO_DATA"):
         roots.append(Path(os.environ["LTZOO_DATA"]).expanduser())
-    shared = shared_data_dir()
     candidates = [folder / filename for root in roots
                   for folder in (root, root / info.folder, root / "splits" / info.folder)]
+    shared = shared_data_dir()
     if shared is not None:
         candidates.append(shared / "splits" / info.folder / filename)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    places = "\n".join(f"  - {candidate}" for candidate in candidates) or "  - (no data_dir, LTZOO_DATA or shared folder)"
-    hint = (f" {filename} is not in the shared data: take it from facebookresearch/classifier-balancing (data/"
-            f"{info.folder}/)." if filename in _NOT_SHARED else "")
-    raise SplitListNotFoundError(f"{benchmark} {split} list {filename} not found. Looked in:\n{places}\n"
-                                 f"Put it in one of these places, pass data_dir=<its folder>, or set LTZOO_DATA."
-                                 f"{hint}")
+    return candidates
 
 
 def _benchmark(benchmark: str) -> BenchmarkInfo:
