@@ -1,12 +1,11 @@
 """Images/s of ltzoo's batched CIFAR-10-LT (IF 100) pipelines against the per-image PIL DataLoader baseline.
 
-Usage: python benchmarks/data_throughput.py [--epochs N] [--data-root /work/shared/data]
+Usage: python benchmarks/data_throughput.py [--epochs N]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import time
 from collections.abc import Iterable
 
@@ -24,27 +23,10 @@ from ltzoo.data.batch_transforms import (
     cifar_contrastive_transform,
     cifar_train_transform,
 )
+from ltzoo.data.cifar import cifar_lt
 from ltzoo.data.loader import ArrayLoader
 
 BATCH_SIZE = 128
-
-
-def load_cifar10_lt_train(root: str, imbalance_factor: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Decode the CIFAR-10 training JPEGs and keep the CIFAR-10-LT subset of baselines spec 1.1."""
-    archive = np.load(f"{root}/cifar10_train_jpeg.npz")
-    jpeg, offsets, labels = archive["jpeg"], archive["offsets"], archive["y"]
-    rng = np.random.RandomState(seed)
-    kept = []
-    for c in range(10):
-        count = int(5000 * (1.0 / imbalance_factor) ** (c / 9))
-        members = np.flatnonzero(labels == c)
-        rng.shuffle(members)
-        kept.append(members[:count])
-    order = np.concatenate(kept)
-    images = np.stack(
-        [np.asarray(Image.open(io.BytesIO(jpeg[offsets[i] : offsets[i + 1]].tobytes())).convert("RGB")) for i in order]
-    )
-    return images, labels[order]
 
 
 class PILCifar(Dataset):
@@ -95,10 +77,10 @@ def pil_baseline_rate(images: np.ndarray, labels: np.ndarray, epochs: int) -> fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="passes over the training set per pipeline")
-    parser.add_argument("--data-root", default="/work/shared/data")
     args = parser.parse_args()
 
-    images, labels = load_cifar10_lt_train(args.data_root)
+    data = cifar_lt("cifar10", "train", 100)
+    images, labels = data.images, data.labels
     print(f"CIFAR-10-LT IF 100 train: {len(images)} images, batch {BATCH_SIZE}, {args.epochs} epochs, "
           f"torch threads {torch.get_num_threads()}")
     contrastive = cifar_contrastive_transform()
