@@ -1,0 +1,12 @@
+"""Architectures: the CIFAR ResNet, LTNet (timm backbone + head), classifier and training-only heads."""
+
+from . import _timm_registration  # noqa: F401  (registers the architectures with timm)
+from .base import LongTailClassifier, inference_state_dict, train_heads_state_dict
+from .heads import NormedLinear, ProjectionMLP, build_train_heads, create_classifier
+from .ltnet import LTNet
+from .resnet_cifar import CifarResNet
+
+__all__ = [
+    "CifarResNet", "LTNet", "LongTailClassifier", "NormedLinear", "ProjectionMLP",
+    "build_train_heads", "create_classifier", "inference_state_dict", "train_heads_state_dict",
+]
