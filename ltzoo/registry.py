@@ -1,0 +1,276 @@
+"""The zoo's table: every `{arch}_{method}_{dataset}[.{tag}]` name, its architecture, recipe and weights.
+
+Data-driven like timm's pretrained cfgs: `ARCHS`, `METHODS` and `DATASETS` describe the parts, `ENTRIES` lists
+which combinations exist (one row each), and `releases.json` (written by the training export, never by hand)
+adds the sha256 and the metrics measured by `ltzoo validate` for each published tag.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+CIFAR_TAGS = ("if100", "if50", "if10")
+HUB_NAMESPACE_ENV = "LTZOO_HUB_NAMESPACE"
+DEFAULT_HUB_NAMESPACE = "ltzoo"
+RELEASES_FILE = Path(__file__).with_name("releases.json")
+
+# zoo arch name -> timm architecture registered by ltzoo.models
+ARCHS = {
+    "resnet32": "resnet32_cifar",
+    "resnet50": "lt_resnet50",
+    "resnext50": "lt_resnext50_32x4d",
+    "resnet152": "lt_resnet152",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    title: str
+    paper: str  # arXiv id or DOI of the paper that defines (or, for CE, benchmarks) the method
+    classifier: str = "linear"
+    cosine_scale: float = 1.0
+
+
+METHODS = {
+    "ce": Method("Cross-entropy", "arXiv:1906.07413"),
+    "ce_drw": Method("Cross-entropy with deferred re-weighting", "arXiv:1906.07413"),
+    "ldam_drw": Method("LDAM loss with deferred re-weighting", "arXiv:1906.07413", classifier="cosine"),
+    "bsce": Method("Balanced Softmax cross-entropy", "arXiv:2007.10740"),
+    "bcl": Method("Balanced contrastive learning", "arXiv:2207.09052", classifier="cosine", cosine_scale=30.0),
+    "concutmix": Method("Contrastive CutMix (on BCL)", "arXiv:2407.04911", classifier="cosine", cosine_scale=30.0),
+    "smcl": Method("Saliency masked contrastive learning", "arXiv:2406.02223"),
+    "ce_lsm": Method("Cross-entropy + saliency-guided local semantic mixing", "doi:10.3390/make7030107"),
+    "ce_drw_lsm": Method("CE-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107"),
+    "ldam_drw_lsm": Method(
+        "LDAM-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107", classifier="cosine"
+    ),
+    "dscl": Method("Decoupled supervised contrastive learning + patch-based self distillation", "arXiv:2403.06151"),
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    title: str
+    num_classes: int
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_pct: float
+    imb_factors: dict[str, float] = field(default_factory=dict)  # CIFAR tag -> imbalance factor
+
+
+_CIFAR_IFS = {"if100": 100.0, "if50": 50.0, "if10": 10.0}
+DATASETS = {
+    "cifar10_lt": Dataset("CIFAR-10-LT", 10, (3, 32, 32), CIFAR_MEAN, CIFAR_STD, 1.0, _CIFAR_IFS),
+    "cifar100_lt": Dataset("CIFAR-100-LT", 100, (3, 32, 32), CIFAR_MEAN, CIFAR_STD, 1.0, _CIFAR_IFS),
+    "imagenet_lt": Dataset("ImageNet-LT", 1000, (3, 224, 224), IMAGENET_MEAN, IMAGENET_STD, 0.875),
+    "inat2018": Dataset("iNaturalist 2018", 8142, (3, 224, 224), (0.466, 0.471, 0.380), (0.195, 0.194, 0.192), 0.875),
+    "places_lt": Dataset("Places-LT", 365, (3, 224, 224), IMAGENET_MEAN, IMAGENET_STD, 0.875),
+}
+
+_BASELINES = ("ce", "ce_drw", "ldam_drw", "bsce")
+_LSM = ("ce_lsm", "ce_drw_lsm", "ldam_drw_lsm")
+
+# (arch, method, dataset, tags): tags in order, the first is the default. Large-scale tags name the recipe length.
+ENTRIES: list[tuple[str, str, str, tuple[str, ...]]] = [
+    *[("resnet32", m, d, CIFAR_TAGS) for m in METHODS for d in ("cifar10_lt", "cifar100_lt") if m != "concutmix"],
+    ("resnet32", "concutmix", "cifar10_lt", CIFAR_TAGS),
+    ("resnet32", "concutmix", "cifar100_lt", (*CIFAR_TAGS, "if100_e400")),
+    *[("resnet50", m, "imagenet_lt", ("e100",)) for m in _BASELINES],
+    *[("resnet50", m, "inat2018", ("e200",) if m in ("ce_drw", "ldam_drw") else ("e100",)) for m in _BASELINES],
+    ("resnet152", "ce", "places_lt", ("e30",)),
+    ("resnet152", "bsce", "places_lt", ("e30",)),
+    ("resnet50", "bcl", "imagenet_lt", ("e90",)),
+    ("resnext50", "bcl", "imagenet_lt", ("e90",)),
+    ("resnet50", "bcl", "inat2018", ("e100",)),
+    ("resnet50", "concutmix", "imagenet_lt", ("e100",)),
+    ("resnext50", "concutmix", "imagenet_lt", ("e90", "e180")),
+    ("resnet50", "concutmix", "inat2018", ("e100",)),
+    ("resnet152", "concutmix", "places_lt", ("e100",)),
+    ("resnext50", "smcl", "imagenet_lt", ("e100",)),
+    ("resnet50", "smcl", "imagenet_lt", ("e100",)),
+    *[("resnet50", m, "imagenet_lt", ("e100",)) for m in _LSM],
+    *[("resnet50", m, "inat2018", ("e200",)) for m in _LSM],
+    ("resnet50", "dscl", "imagenet_lt", ("e200",)),
+]
+
+# Recipes that are ltzoo's own rather than the paper's (the model card says so).
+LTZOO_RECIPES = {("dscl", "cifar10_lt"), ("dscl", "cifar100_lt")}
+
+
+class UnknownModelError(ValueError):
+    """A name that is not in the zoo; the message lists the closest registered names."""
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    arch: str
+    method: str
+    dataset: str
+    tags: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}_{self.method}_{self.dataset}"
+
+    @property
+    def default_tag(self) -> str:
+        return self.tags[0]
+
+    @property
+    def timm_arch(self) -> str:
+        return ARCHS[self.arch]
+
+    @property
+    def model_args(self) -> dict[str, Any]:
+        """Keyword arguments of the timm architecture (beyond num_classes) that this entry needs."""
+        method = METHODS[self.method]
+        args: dict[str, Any] = {"classifier": method.classifier}
+        if method.cosine_scale != 1.0:
+            args["cosine_scale"] = method.cosine_scale
+        if self.arch == "resnet152" and self.method in _BASELINES:
+            args["embed_dim"] = 512
+        return args
+
+    def recipe(self, tag: str) -> str:
+        return f"training/configs/{self.name}.{tag}.yaml"
+
+    def train_command(self, tag: str) -> str:
+        return f"accelerate launch training/train.py --config {self.recipe(tag)}"
+
+
+@lru_cache(maxsize=1)
+def _entries() -> dict[str, ZooEntry]:
+    table = {}
+    for arch, method, dataset, tags in ENTRIES:
+        entry = ZooEntry(arch, method, dataset, tags)
+        if entry.name in table:
+            raise RuntimeError(f"duplicate zoo entry {entry.name}")
+        table[entry.name] = entry
+    return table
+
+
+def _load_releases(path: Path = RELEASES_FILE) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def releases() -> dict[str, dict[str, Any]]:
+    """Published weights: `name.tag` -> {"sha256": ..., "metrics": {...}, "validate_command": ...}."""
+    return _load_releases()
+
+
+def hub_namespace() -> str:
+    return os.environ.get(HUB_NAMESPACE_ENV, DEFAULT_HUB_NAMESPACE)
+
+
+def split_name(model_name: str) -> tuple[str, str]:
+    """'resnet32_ce_cifar10_lt.if50' -> ('resnet32_ce_cifar10_lt', 'if50'); no tag gives ''."""
+    name, _, tag = model_name.partition(".")
+    return name, tag
+
+
+def _unknown(model_name: str, candidates: list[str]) -> UnknownModelError:
+    close = difflib.get_close_matches(model_name, candidates, n=5, cutoff=0.6)
+    hint = f" Closest registered names: {', '.join(close)}." if close else ""
+    return UnknownModelError(f"Unknown ltzoo model {model_name!r}.{hint} See `ltzoo list` for all names.")
+
+
+def resolve(model_name: str) -> tuple[ZooEntry, str]:
+    """Resolve a name with an optional tag to its entry and tag (the default tag when none is given)."""
+    name, tag = split_name(model_name)
+    entry = _entries().get(name)
+    if entry is None:
+        raise _unknown(model_name, list_models(include_tags=True) + list_models())
+    if not tag:
+        return entry, entry.default_tag
+    if tag not in entry.tags:
+        raise UnknownModelError(
+            f"{name!r} has no tag {tag!r}; its tags are {', '.join(entry.tags)} (default {entry.default_tag})."
+        )
+    return entry, tag
+
+
+def is_model(model_name: str) -> bool:
+    try:
+        resolve(model_name)
+    except UnknownModelError:
+        return False
+    return True
+
+
+def get_entry(model_name: str) -> ZooEntry:
+    return resolve(model_name)[0]
+
+
+def get_pretrained_cfg(model_name: str) -> dict[str, Any]:
+    """timm's pretrained-cfg fields for a name (and tag) plus ltzoo's: sha256, recipe, paper, metrics, imb_factor."""
+    entry, tag = resolve(model_name)
+    dataset = DATASETS[entry.dataset]
+    full = f"{entry.name}.{tag}"
+    release = releases().get(full, {})
+    cfg: dict[str, Any] = {
+        "architecture": entry.timm_arch,
+        "tag": tag,
+        "hf_hub_id": f"{hub_namespace()}/{full}",
+        "file": None,
+        "num_classes": dataset.num_classes,
+        "input_size": dataset.input_size,
+        "mean": dataset.mean,
+        "std": dataset.std,
+        "crop_pct": dataset.crop_pct,
+        "interpolation": "bilinear",
+        "first_conv": "conv1" if entry.arch == "resnet32" else "backbone.conv1",
+        "classifier": "fc",
+        "license": "apache-2.0",
+        "paper_ids": METHODS[entry.method].paper,
+        "recipe": entry.recipe(tag),
+        "paper": METHODS[entry.method].paper,
+        "sha256": release.get("sha256"),
+        "metrics": release.get("metrics"),
+    }
+    imb = dataset.imb_factors.get(tag.split("_")[0])
+    if imb is not None:
+        cfg["imb_factor"] = imb
+    return cfg
+
+
+def has_weights(model_name: str) -> bool:
+    return get_pretrained_cfg(model_name)["sha256"] is not None
+
+
+def list_models(
+    filter: str | list[str] = "", pretrained: bool = False, include_tags: bool | None = None
+) -> list[str]:
+    """Registered names matching fnmatch pattern(s); `pretrained=True` keeps only published weights (with tags)."""
+    if include_tags is None:
+        include_tags = pretrained
+    names = []
+    for entry in _entries().values():
+        candidates = [f"{entry.name}.{t}" for t in entry.tags] if include_tags else [entry.name]
+        for candidate in candidates:
+            if pretrained and not any(r.startswith(f"{candidate}.") or r == candidate for r in releases()):
+                continue
+            names.append(candidate)
+    patterns = [filter] if isinstance(filter, str) else list(filter)
+    patterns = [p for p in patterns if p]
+    if patterns:
+        names = [n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns)]
+    return sorted(names)
+
+
+def list_pretrained(filter: str = "") -> list[str]:
+    """Every `name.tag` with published weights."""
+    return list_models(filter, pretrained=True, include_tags=True)
