@@ -1,0 +1,35 @@
+"""Training methods: one module per method, looked up by the name used in zoo entries and configs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, Callable
+
+from .base import TrainingMethod
+from .supervised import SupervisedMethod, build_base_loss
+
+# method name -> constructor with the method's fixed choices bound
+METHODS: dict[str, Callable[..., TrainingMethod]] = {
+    "ce": partial(SupervisedMethod, loss="ce"),
+    "ce_drw": partial(SupervisedMethod, loss="ce", drw_start=160),
+    "ldam_drw": partial(SupervisedMethod, loss="ldam", drw_start=160),
+    "bsce": partial(SupervisedMethod, loss="bs"),
+}
+
+
+def build_method(name: str, class_counts: Sequence[int], epochs: int, **options: Any) -> TrainingMethod:
+    """Build a method by name; an option the method does not take is a clear error, not a silent no-op."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
+    factory = METHODS[name]
+    target = factory.func if isinstance(factory, partial) else factory
+    allowed = set(inspect.signature(target).parameters) - {"self", "class_counts", "epochs"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"method {name!r} has no option(s) {unknown}; its options are {sorted(allowed)}")
+    return factory(class_counts=class_counts, epochs=epochs, **options)
+
+
+__all__ = ["METHODS", "SupervisedMethod", "TrainingMethod", "build_base_loss", "build_method"]

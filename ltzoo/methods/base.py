@@ -1,0 +1,47 @@
+"""The method interface: what a method needs (views, heads) and its training step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.batch_transforms import BatchTransform, cifar_train_transform
+from ..data.loader import Batch
+
+
+class TrainingMethod:
+    """A long-tail training method: `training_step(model, batch, epoch) -> (loss, logs)`.
+
+    The base implementation is the plain supervised pipeline: crop+flip views, no extra heads, no state.
+    """
+
+    name = "base"
+
+    def __init__(self, class_counts: Sequence[int], epochs: int) -> None:
+        self.class_counts = torch.as_tensor(list(class_counts), dtype=torch.long)
+        self.num_classes = len(self.class_counts)
+        self.epochs = epochs
+
+    def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
+        """The batched CIFAR training transform (its output is `batch.images`)."""
+        return cifar_train_transform(mean, std)
+
+    def heads_spec(self, num_features: int) -> dict[str, dict[str, Any]] | None:
+        """Training-only heads this method attaches to the model (JSON-able, see `build_train_heads`)."""
+        return None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Per-epoch schedule changes (e.g. DRW weights)."""
+
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} is stateless but was given state {sorted(state)}")

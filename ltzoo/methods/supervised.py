@@ -1,0 +1,50 @@
+"""The supervised baselines: CE, CE-DRW, LDAM-DRW and Balanced Softmax, one loss on one view."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..data.loader import Batch
+from ..losses import BalancedSoftmaxLoss, ClassificationLoss, CrossEntropyLoss, DeferredReweighting, LDAMLoss
+from .base import TrainingMethod
+
+
+def build_base_loss(name: str, class_counts: Sequence[int], max_margin: float = 0.5, scale: float = 30.0) -> ClassificationLoss:
+    """The per-target loss ℓ of a base method: `ce`, `ldam` (cosine classifier) or `bs` (balanced softmax)."""
+    if name == "ce":
+        return CrossEntropyLoss()
+    if name == "ldam":
+        return LDAMLoss(class_counts, max_margin=max_margin, scale=scale)
+    if name == "bs":
+        return BalancedSoftmaxLoss(class_counts)
+    raise ValueError(f"unknown base loss {name!r}; choose one of 'ce', 'ldam', 'bs'")
+
+
+class SupervisedMethod(TrainingMethod):
+    """L = ℓ(f(x), y) with optional deferred re-weighting of ℓ from epoch `drw_start` (β = `drw_beta`)."""
+
+    def __init__(
+        self,
+        class_counts: Sequence[int],
+        epochs: int,
+        loss: str = "ce",
+        drw_start: int | None = None,
+        drw_beta: float = 0.9999,
+        max_margin: float = 0.5,
+        scale: float = 30.0,
+    ) -> None:
+        super().__init__(class_counts, epochs)
+        self.loss = build_base_loss(loss, self.class_counts, max_margin=max_margin, scale=scale)
+        self.drw = DeferredReweighting(self.class_counts, drw_start, drw_beta) if drw_start is not None else None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if self.drw is not None:
+            self.loss.set_class_weight(self.drw.weights(epoch))
+
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = model(batch.images)
+        loss = self.loss(logits, batch.labels)
+        return loss, {"loss": loss.detach()}
