@@ -161,7 +161,8 @@ def _entries() -> dict[str, ZooEntry]:
     return table
 
 
-def _load_releases(path: Path = RELEASES_FILE) -> dict[str, dict[str, Any]]:
+def _load_releases(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    path = path or RELEASES_FILE  # read at call time, so RELEASES_FILE can be repointed
     if not path.exists():
         return {}
     return json.loads(path.read_text())
