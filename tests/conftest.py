@@ -1,0 +1,114 @@
+"""Shared fixtures: a real self-hosted Hub (olah) serving a few freshly saved zoo releases, and a releases table.
+
+The Hub is never mocked: `local_hub` writes release folders with `ltzoo.save_pretrained`, serves them with
+`ltzoo.hub_server.LocalHub` on a free port and points this process's huggingface_hub at it (with a cache of its
+own), restoring the client's previous settings afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from huggingface_hub import constants
+from torch import nn
+
+import ltzoo
+from ltzoo import hub_server, registry
+from ltzoo.hub import WEIGHTS_NAME
+from ltzoo.models import ProjectionMLP
+
+LINEAR = "resnet32_ce_cifar10_lt.if100"
+COSINE = "resnet32_ldam_drw_cifar10_lt.if100"
+WITH_HEADS = "resnet32_smcl_cifar10_lt.if100"
+HEADS_SPEC = {"proj": {"type": "mlp", "in_features": 64, "hidden": 64, "out_features": 128}}
+_CLIENT_SETTINGS = ("ENDPOINT", "HUGGINGFACE_CO_URL_TEMPLATE", "HF_HUB_OFFLINE", "HF_HUB_CACHE")
+
+
+@dataclass(frozen=True)
+class ServedHub:
+    """A running local Hub: its endpoint, the releases it serves and the models they were saved from."""
+
+    endpoint: str
+    namespace: str
+    releases_dir: Path
+    cache_dir: Path
+    models: dict[str, nn.Module]  # "name.tag" -> the original model, in eval mode
+    linear: str = LINEAR
+    cosine: str = COSINE
+    with_heads: str = WITH_HEADS
+
+    def folder(self, name: str) -> Path:
+        return self.releases_dir / name
+
+    def weights(self, name: str) -> Path:
+        return self.folder(name) / WEIGHTS_NAME
+
+    def repo_id(self, name: str) -> str:
+        return f"{self.namespace}/{name}"
+
+    def hf_hub(self, name: str) -> str:
+        """The `hf-hub:` model name of a served release."""
+        return f"hf-hub:{self.repo_id(name)}"
+
+
+def _build_releases(releases_dir: Path) -> dict[str, nn.Module]:
+    """Save three random-init zoo models: a linear head, a cosine head, and one with a training-only head."""
+    torch.manual_seed(0)
+    models = {name: ltzoo.create_model(name) for name in (LINEAR, COSINE, WITH_HEADS)}
+    models[WITH_HEADS].train_heads["proj"] = ProjectionMLP(64, 64, 128)
+    for name, model in models.items():
+        entry, tag = registry.resolve(name)
+        ltzoo.save_pretrained(
+            model, releases_dir / name,
+            ltzoo_meta={"name": entry.name, "tag": tag, "method": entry.method, "dataset": entry.dataset},
+            heads_spec=HEADS_SPEC if name == WITH_HEADS else None,
+        )
+        model.eval()
+    return models
+
+
+@pytest.fixture(scope="session")
+def hf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A huggingface_hub cache folder of this test session only."""
+    return tmp_path_factory.mktemp("hf-cache")
+
+
+@pytest.fixture(scope="session")
+def local_hub(tmp_path_factory: pytest.TempPathFactory, hf_cache: Path) -> Iterator[ServedHub]:
+    """Serve freshly saved releases with olah and point the in-process huggingface_hub client at them."""
+    releases_dir = tmp_path_factory.mktemp("releases")
+    models = _build_releases(releases_dir)
+    saved = {key: getattr(constants, key) for key in _CLIENT_SETTINGS}
+    saved_env = os.environ.get("HF_ENDPOINT")
+    with hub_server.LocalHub(releases_dir, workdir=tmp_path_factory.mktemp("olah")) as hub:
+        hub_server.use_endpoint(hub.endpoint, cache_dir=hf_cache)
+        try:
+            yield ServedHub(hub.endpoint, hub.namespace, releases_dir, hf_cache, models)
+        finally:
+            for key, value in saved.items():
+                setattr(constants, key, value)
+            if saved_env is None:
+                os.environ.pop("HF_ENDPOINT", None)
+            else:
+                os.environ["HF_ENDPOINT"] = saved_env
+
+
+@pytest.fixture
+def releases_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], Path]:
+    """Point the registry at a temporary releases.json (empty until the returned writer is called)."""
+    path = tmp_path / "releases.json"
+    path.write_text("{}")
+    monkeypatch.setattr(registry, "RELEASES_FILE", path)
+
+    def write(table: dict[str, Any]) -> Path:
+        path.write_text(json.dumps(table))
+        return path
+
+    return write
