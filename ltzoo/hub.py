@@ -144,7 +144,13 @@ def load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str
     """Load strictly; with `adapt_head`, keep the model's freshly initialised classifier instead of the file's."""
     if adapt_head:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
-    result = model.load_state_dict(state_dict, strict=False)
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as e:  # shape mismatches raise even with strict=False
+        raise CorruptWeightsError(
+            f"{source} does not fit {type(model).__name__} ({e}). Is it the checkpoint of another architecture "
+            "or classifier kind?"
+        ) from None
     missing = [k for k in result.missing_keys if not (adapt_head and k.startswith("fc."))]
     missing = [k for k in missing if not k.startswith("train_heads.")]
     if missing or result.unexpected_keys:
