@@ -1,0 +1,144 @@
+"""Training configs: one YAML per zoo entry, `key=value` overrides, strict keys, a fingerprint for resume checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config that cannot train: unknown key, bad value, or a missing required field."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str
+    imb_factor: float | None = None  # CIFAR-LT only
+    root: str | None = None  # data dir; None resolves LTZOO_DATA, the shared data, torchvision's folder
+    batch_size: int = 128  # global batch: split evenly over processes
+    num_workers: int = 8  # split-file datasets only; CIFAR runs in-process on batched tensors
+    subset: int | None = None  # keep N training images (seeded choice; smoke tests)
+    subset_seed: int = 0  # seed of the CIFAR-LT per-class selection
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    nesterov: bool = False
+    backbone_lr_scale: float = 1.0  # LR multiplier of everything but the classifier (Places-LT: 0.01)
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    tag: str
+    epochs: int
+    data: DataConfig
+    method: dict[str, Any]  # {"name": ..., **options of ltzoo.methods.build_method}
+    schedule: dict[str, Any]  # ltzoo.scheduler.build_scheduler fields, base_lr taken from optim.lr
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    model: dict[str, Any] = field(default_factory=dict)  # extra architecture kwargs
+    seed: int = 0
+    precision: str = "auto"  # auto (bf16 where native), bf16, fp32
+    channels_last: bool = True
+    compile: bool = False
+    eval_every: int = 10
+    keep_checkpoints: int = 2
+    run_dir: str = "~/.cache/ltzoo/runs/{name}.{tag}"
+    release_dir: str = "releases"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.name}.{self.tag}"
+
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir.format(name=self.name, tag=self.tag)).expanduser()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that shape the weights; fields at their default are left out, so adding a new
+        option (with a default) later does not orphan existing checkpoints."""
+        d = _without_defaults(self)
+        for key in ("run_dir", "release_dir", "eval_every", "keep_checkpoints", "compile"):
+            d.pop(key, None)
+        for key in ("root", "num_workers"):
+            d.get("data", {}).pop(key, None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _without_defaults(obj: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = _without_defaults(value)
+        elif f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        elif f.default_factory is not dataclasses.MISSING and value == f.default_factory():
+            continue
+        else:
+            out[f.name] = value
+    return out
+
+
+_NESTED = {"data": DataConfig, "optim": OptimConfig}
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for p in parents:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"override {dotted!r}: {p!r} is not a section")
+    d[last] = value
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {[f'{where}{k}' for k in unknown]}; known keys here: {sorted(known)}")
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values]
+    if missing:
+        raise ConfigError(f"missing required key(s) {[f'{where}{k}' for k in missing]}")
+    kwargs = {}
+    for k, v in values.items():
+        if k in _NESTED and cls is TrainConfig:
+            if not isinstance(v, dict):
+                raise ConfigError(f"{where}{k} must be a mapping, got {v!r}")
+            v = _build(_NESTED[k], v, f"{k}.")
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config and apply `a.b=value` overrides (values parsed as YAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; configs live in training/configs/<name>.<tag>.yaml")
+    raw = yaml.safe_load(path.read_text()) or {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+    cfg = _build(TrainConfig, raw, "")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    if "name" not in cfg.method:
+        raise ConfigError("method.name is required (e.g. ce, ce_drw, ldam_drw, bsce)")
+    if cfg.epochs <= 0 or cfg.data.batch_size <= 0:
+        raise ConfigError("epochs and data.batch_size must be positive")
+    return cfg

@@ -1,0 +1,101 @@
+"""Training and test data for a config: CIFAR-LT on the batched in-memory loader, split-file benchmarks on DataLoader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from ltzoo.data import ArrayLoader, Batch, SplitFileDataset, benchmark_transform, cifar_lt, find_split_list
+from ltzoo.data.batch_transforms import cifar_eval_transform
+from ltzoo.data.splits import BENCHMARKS
+from ltzoo.methods import TrainingMethod
+
+CIFAR = {"cifar10_lt": "cifar10", "cifar100_lt": "cifar100"}
+
+
+class BatchedDataLoader:
+    """A torch DataLoader whose (images, labels) tuples come out as `Batch`es, like ArrayLoader's."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for images, labels in self.loader:
+            yield Batch(images.contiguous(memory_format=torch.channels_last), labels, torch.empty(0, dtype=torch.long))
+
+
+@dataclass
+class TrainData:
+    """The benchmark of a config: training class counts, the test loader, and how to make the train loader."""
+
+    class_counts: np.ndarray
+    test: Any
+    source: str
+    make_train: Callable[[TrainingMethod], Any]  # method -> ArrayLoader or BatchedDataLoader over the train split
+
+
+def _per_rank_batch(global_batch: int, world_size: int) -> int:
+    if global_batch % world_size:
+        raise ValueError(f"data.batch_size {global_batch} is not divisible by the {world_size} processes")
+    return global_batch // world_size
+
+
+def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int) -> TrainData:
+    data = cfg.data
+    train = cifar_lt(CIFAR[data.dataset], "train", data.imb_factor, seed=data.subset_seed, root=data.root)
+    images, labels = train.images, train.labels
+    if data.subset:
+        keep = np.sort(np.random.RandomState(data.subset_seed).permutation(len(labels))[: data.subset])
+        images, labels = images[keep], labels[keep]
+    test = cifar_lt(CIFAR[data.dataset], "test", data.imb_factor, root=data.root)
+    mean, std = pretrained_cfg["mean"], pretrained_cfg["std"]
+    batch = _per_rank_batch(data.batch_size, world_size)
+
+    def make_train(method: TrainingMethod) -> ArrayLoader:
+        return ArrayLoader(images, labels, batch, method.cifar_transform(mean, std), seed=cfg.seed,
+                           rank=rank, world_size=world_size, channels_last=cfg.channels_last)
+
+    test_loader = ArrayLoader(test.images, test.labels, 256, cifar_eval_transform(mean, std), seed=0,
+                              channels_last=cfg.channels_last)
+    return TrainData(np.bincount(labels, minlength=train.num_classes), test_loader, train.source, make_train)
+
+
+def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
+    data = cfg.data
+    info = BENCHMARKS[data.dataset]
+    train_list = find_split_list(data.dataset, "train", data.root)
+    train_set = SplitFileDataset(data.root, train_list, info.num_classes, benchmark_transform(data.dataset, train=True))
+    counts = train_set.class_counts
+    test_list = find_split_list(data.dataset, "test", data.root)
+    test_set = SplitFileDataset(data.root, test_list, info.num_classes, benchmark_transform(data.dataset, train=False))
+    if data.subset:
+        train_set = Subset(train_set, range(min(data.subset, len(train_set))))
+        test_set = Subset(test_set, range(min(data.subset, len(test_set))))
+    batch = _per_rank_batch(data.batch_size, world_size)
+
+    def make_train(method: TrainingMethod) -> BatchedDataLoader:
+        sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=cfg.seed)
+        return BatchedDataLoader(DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=data.num_workers))
+
+    test_loader = DataLoader(test_set, batch_size=batch, shuffle=False, num_workers=data.num_workers)
+    return TrainData(counts, test_loader, f"split lists {train_list.name} / {test_list.name}", make_train)
+
+
+def build_data(cfg: Any, pretrained_cfg: dict[str, Any], rank: int = 0, world_size: int = 1) -> TrainData:
+    """The config's benchmark: CIFAR-LT arrays in memory, or the split-file datasets of a large-scale benchmark."""
+    if cfg.data.dataset in CIFAR:
+        return _cifar(cfg, pretrained_cfg, rank, world_size)
+    if cfg.data.dataset in BENCHMARKS:
+        return _split_files(cfg, rank, world_size)
+    raise ValueError(f"unknown dataset {cfg.data.dataset!r}; expected one of {sorted([*CIFAR, *BENCHMARKS])}")

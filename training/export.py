@@ -1,0 +1,51 @@
+"""Export a trained model as a release folder: weights, config.json with metrics measured by `ltzoo validate`, card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ltzoo import registry
+from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from ltzoo.validate import validate
+from training.model_card import render_model_card
+
+
+def validate_command(full_name: str, release: Path) -> str:
+    return f"ltzoo validate {full_name} --checkpoint {release / WEIGHTS_NAME}"
+
+
+def export_release(
+    model: nn.Module, cfg: Any, config_path: str, *, heads_spec: dict | None, train_seconds: float, hardware: str,
+    precision: str, data_source: str,
+) -> Path:
+    """Write `releases/<name>.<tag>/`, then measure it with `ltzoo validate` and record the metrics in it."""
+    entry, tag = registry.resolve(cfg.full_name)
+    out = Path(cfg.release_dir) / cfg.full_name
+    meta: dict[str, Any] = {
+        "name": entry.name, "tag": tag, "method": entry.method, "dataset": entry.dataset,
+        "recipe": config_path, "paper": registry.METHODS[entry.method].paper,
+        "train_command": f"accelerate launch training/train.py --config {config_path}",
+        "config": cfg.to_dict(), "train_seconds": round(train_seconds, 1), "hardware": hardware,
+        "precision": precision, "data_source": data_source,
+        "recipe_origin": "ltzoo" if (entry.method, entry.dataset) in registry.LTZOO_RECIPES else "paper",
+    }
+    model.eval()
+    save_pretrained(model, out, ltzoo_meta=meta, heads_spec=heads_spec)
+    result = validate(cfg.full_name, checkpoint=str(out / WEIGHTS_NAME), data_dir=cfg.data.root, progress=False)
+    record_metrics(out, result.to_dict(include_confusion=False), validate_command(cfg.full_name, out))
+    return out
+
+
+def record_metrics(release: Path, metrics: dict[str, Any], command: str) -> None:
+    """Store measured metrics (and the command that measured them) in config.json and regenerate the card."""
+    config_file = release / CONFIG_NAME
+    config = json.loads(config_file.read_text())
+    keep = ("top1", "top5", "many", "medium", "few", "ece", "group_sizes", "per_class", "num_images")
+    config["ltzoo"]["metrics"] = {k: metrics[k] for k in keep if k in metrics}
+    config["ltzoo"]["validate_command"] = command
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
+    (release / CARD_NAME).write_text(render_model_card(config))

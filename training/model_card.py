@@ -1,0 +1,105 @@
+"""Hugging Face model cards for releases, rendered from a release's config.json (so every number is measured)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ltzoo import registry
+
+JPEG_NOTE = (
+    "**Data note.** The CIFAR-10 copy this model was trained and evaluated on is a JPEG (quality 75) re-encoding of "
+    "CIFAR-10 (mean absolute pixel error ≈ 5.8/255 against the originals); accuracy on the original PNG-exact "
+    "CIFAR-10 may differ slightly."
+)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _front_matter(config: dict[str, Any]) -> str:
+    meta = config["ltzoo"]
+    dataset = registry.DATASETS[meta["dataset"]].title
+    metrics = meta.get("metrics") or {}
+    index = {
+        "name": f"{meta['name']}.{meta['tag']}",
+        "results": [{
+            "task": {"type": "image-classification", "name": "Long-tailed image classification"},
+            "dataset": {"name": dataset, "type": meta["dataset"]},
+            "metrics": [{"type": "accuracy", "name": f"top-1 ({k})", "value": round(metrics[k], 2)}
+                        for k in ("top1", "many", "medium", "few") if metrics.get(k) is not None],
+        }],
+    }
+    lines = ["---", "library_name: timm", "license: apache-2.0", "tags:", "- image-classification", "- timm",
+             "- ltzoo", "- long-tailed-recognition", f"pipeline_tag: image-classification",
+             f"model-index: {json.dumps([index])}", "---", ""]
+    return "\n".join(lines)
+
+
+def render_model_card(config: dict[str, Any]) -> str:
+    """The README.md of a release folder."""
+    meta = config["ltzoo"]
+    full = f"{meta['name']}.{meta['tag']}"
+    method = registry.METHODS[meta["method"]]
+    dataset = registry.DATASETS[meta["dataset"]]
+    metrics = meta.get("metrics") or {}
+    groups = metrics.get("group_sizes", {})
+    parts = [
+        _front_matter(config),
+        f"# {full}",
+        "",
+        f"{method.title} ({method.paper}) trained on {dataset.title} ({meta['tag']}) with a "
+        f"`{config['architecture']}` backbone and a {config['model_args']['classifier']} classifier, by "
+        "[ltzoo](https://github.com/ltzoo/ltzoo).",
+        "",
+    ]
+    if meta.get("recipe_origin") == "ltzoo":
+        parts += ["**The training recipe is ltzoo's own, not from the paper** (the paper reports no such setting).", ""]
+    parts += [
+        "## Results (measured by ltzoo)",
+        "",
+        "| split | top-1 | top-5 | many | medium | few | ECE |",
+        "|---|---|---|---|---|---|---|",
+        f"| test | {_pct(metrics.get('top1'))} | {_pct(metrics.get('top5'))} | {_pct(metrics.get('many'))} | "
+        f"{_pct(metrics.get('medium'))} | {_pct(metrics.get('few'))} | {_pct(metrics.get('ece'))} |",
+        "",
+        f"Shot groups by training count (many > 100, medium 20–100, few < 20): "
+        f"{groups.get('many', '?')} / {groups.get('medium', '?')} / {groups.get('few', '?')} classes. "
+        "Measured with:",
+        "",
+        "```bash",
+        meta.get("validate_command", ""),
+        "```",
+        "",
+    ]
+    if meta["dataset"] == "cifar10_lt":
+        parts += [JPEG_NOTE, ""]
+    parts += [
+        "## Usage",
+        "",
+        "```python",
+        "import ltzoo",
+        f"model = ltzoo.create_model(\"{full}\", pretrained=True).eval()",
+        "# or, with plain timm after `import ltzoo`:",
+        f"# timm.create_model(\"hf-hub:{registry.hub_namespace()}/{full}\", pretrained=True)",
+        "```",
+        "",
+        "## Training",
+        "",
+        "```bash",
+        meta["train_command"],
+        "```",
+        "",
+        f"- recipe: `{meta['recipe']}` (config below); seed {meta['config']['seed']}",
+        f"- training time: {meta['train_seconds'] / 3600:.2f} h on {meta['hardware']}, precision {meta['precision']}",
+        f"- data: {meta['data_source']}",
+        "",
+        "```json",
+        json.dumps(meta["config"], indent=2),
+        "```",
+        "",
+    ]
+    if meta.get("heads"):
+        parts += ["Training-only heads are in `heads.safetensors` (`ltzoo.create_model(..., with_heads=True)`).", ""]
+    return "\n".join(parts)

@@ -1,0 +1,199 @@
+"""Rebuild a zoo entry: `accelerate launch training/train.py --config training/configs/<name>.<tag>.yaml [k=v ...]`.
+
+Thin by design: config in, objects from ltzoo, an accelerate loop with per-epoch checkpoints and exact resume,
+TensorBoard and tqdm, then a final `ltzoo validate` and the export to `releases/<name>.<tag>/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import ltzoo  # noqa: E402
+from ltzoo import registry  # noqa: E402
+from ltzoo.evaluate import evaluate  # noqa: E402
+from ltzoo.methods import build_method  # noqa: E402
+from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
+from ltzoo.validate import default_amp  # noqa: E402
+from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
+from training.data import build_data  # noqa: E402
+from training.export import export_release  # noqa: E402
+
+CHECKPOINTS = "checkpoints"
+META = "meta.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="training/configs/<name>.<tag>.yaml")
+    p.add_argument("--resume", default="none", help="'auto' (last checkpoint of this run), a checkpoint dir, or 'none'")
+    p.add_argument("--no-export", action="store_true", help="skip the final validate + export to releases/")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. epochs=2 data.batch_size=64")
+    return p.parse_args(argv)
+
+
+def mixed_precision(cfg: TrainConfig) -> str:
+    """'bf16' where the hardware runs it natively (auto), else 'no' (fp32)."""
+    if cfg.precision == "auto":
+        return "bf16" if default_amp() == "bf16" else "no"
+    return "bf16" if cfg.precision == "bf16" else "no"
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete checkpoints (their meta.json is written last), oldest first."""
+    return sorted(p for p in (run_dir / CHECKPOINTS).glob("epoch_*") if (p / META).is_file())
+
+
+def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
+    if resume == "none":
+        return None
+    ckpt = (checkpoint_dirs(cfg.resolved_run_dir()) or [None])[-1] if resume == "auto" else Path(resume)
+    if ckpt is None:
+        return None
+    if not (ckpt / META).is_file():
+        raise ConfigError(f"{ckpt} is not a complete ltzoo checkpoint (no {META})")
+    meta = json.loads((ckpt / META).read_text())
+    if meta["fingerprint"] != cfg.fingerprint():
+        raise ConfigError(
+            f"cannot resume from {ckpt}: it was made by a different config ({meta['config_path']}, "
+            f"fingerprint {meta['fingerprint']} vs {cfg.fingerprint()}). Use another run_dir or --resume none."
+        )
+    return ckpt
+
+
+def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, config_path: str, epoch: int, elapsed: float) -> None:
+    run_dir = cfg.resolved_run_dir()
+    ckpt = run_dir / CHECKPOINTS / f"epoch_{epoch:04d}"
+    accelerator.save_state(str(ckpt))
+    if accelerator.is_main_process:
+        meta = {"epoch": epoch, "fingerprint": cfg.fingerprint(), "config_path": config_path, "elapsed_s": elapsed}
+        (ckpt / META).write_text(json.dumps(meta))
+        for old in checkpoint_dirs(run_dir)[: -cfg.keep_checkpoints]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def param_groups(model: torch.nn.Module, backbone_lr_scale: float) -> list[dict]:
+    """Classifier (and embedding) at the base LR, the rest at `backbone_lr_scale` × base (ltzoo.scheduler.set_lr)."""
+    head = [p for n, p in model.named_parameters() if n.startswith(("fc.", "embed."))]
+    head_ids = {id(p) for p in head}
+    rest = [p for p in model.parameters() if id(p) not in head_ids]
+    return [{"params": rest, "lr_scale": backbone_lr_scale}, {"params": head, "lr_scale": 1.0}]
+
+
+def hardware(accelerator: Accelerator) -> str:
+    if torch.cuda.is_available():
+        return f"{accelerator.num_processes} × {torch.cuda.get_device_name()}"
+    return f"{accelerator.num_processes} process(es) on {platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        entry, tag = registry.resolve(cfg.full_name)
+        if entry.dataset != cfg.data.dataset:
+            raise ConfigError(f"{cfg.full_name} is a {entry.dataset} entry but data.dataset is {cfg.data.dataset!r}")
+        resume_from = find_resume(cfg, args.resume)
+    except (ConfigError, registry.UnknownModelError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+    run_dir = cfg.resolved_run_dir()
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision(cfg), log_with="tensorboard",
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tb")),
+    )
+    set_seed(cfg.seed)
+    pretrained_cfg = registry.get_pretrained_cfg(cfg.full_name)
+    try:
+        data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes)
+        method_options = {k: v for k, v in cfg.method.items() if k != "name"}
+        method = build_method(cfg.method["name"], data.class_counts, cfg.epochs, **method_options)
+        schedule = build_scheduler({**cfg.schedule, "base_lr": cfg.optim.lr})
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    train_loader = data.make_train(method)
+
+    model = ltzoo.create_model(cfg.full_name, **cfg.model)
+    heads_spec = method.heads_spec(model.num_features)
+    if heads_spec:
+        model.train_heads.update(ltzoo.models.build_train_heads(heads_spec))
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(param_groups(model, cfg.optim.backbone_lr_scale), lr=cfg.optim.lr,
+                                momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
+                                nesterov=cfg.optim.nesterov)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if method.state_dict():
+        accelerator.register_for_checkpointing(method)
+    train_model = torch.compile(model) if cfg.compile else model
+
+    start_epoch, elapsed = 0, 0.0
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        meta = json.loads((resume_from / META).read_text())
+        start_epoch, elapsed = meta["epoch"] + 1, meta["elapsed_s"]
+        accelerator.print(f"resumed from {resume_from} (epoch {meta['epoch']} done)")
+    accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
+    accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, precision {accelerator.mixed_precision}, "
+                      f"data: {data.source}")
+
+    iters = len(train_loader)
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        train_loader.set_epoch(epoch)
+        method.on_epoch_start(epoch)
+        train_model.train()
+        sums: dict[str, float] = {}
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not accelerator.is_local_main_process,
+                   leave=False)
+        for i, batch in enumerate(bar):
+            lr = schedule.lr_at(epoch, i, iters)
+            set_lr(optimizer, lr)
+            with accelerator.autocast():
+                loss, logs = method.training_step(train_model, batch, epoch)
+            loss_value = loss.detach()
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if i % 10 == 0:
+                bar.set_postfix(loss=f"{loss_value.item():.3f}", lr=f"{lr:.2e}")
+        elapsed += time.perf_counter() - t0
+        stats = {f"train/{k}": v / iters for k, v in sums.items()}
+        stats.update({"train/lr": lr, "train/epoch_seconds": time.perf_counter() - t0})
+        last = epoch + 1 == cfg.epochs
+        if accelerator.is_main_process and ((epoch + 1) % cfg.eval_every == 0 or last):
+            result = evaluate(accelerator.unwrap_model(model), data.test, data.class_counts, progress=False,
+                              amp_dtype=torch.bfloat16 if accelerator.mixed_precision == "bf16" else None)
+            stats.update({f"test/{k}": v for k, v in result.to_dict(include_confusion=False).items()
+                          if k in ("top1", "top5", "many", "medium", "few", "ece") and v is not None})
+            accelerator.print(f"epoch {epoch + 1}: top-1 {result.top1:.2f} many {result.many} medium {result.medium} "
+                              f"few {result.few}")
+        accelerator.log(stats, step=epoch + 1)
+        save_checkpoint(accelerator, cfg, args.config, epoch, elapsed)
+
+    accelerator.end_training()
+    if accelerator.is_main_process and not args.no_export:
+        out = export_release(accelerator.unwrap_model(model), cfg, args.config, heads_spec=heads_spec,
+                             train_seconds=elapsed, hardware=hardware(accelerator),
+                             precision=accelerator.mixed_precision, data_source=data.source)
+        accelerator.print(f"release written to {out}")
+    accelerator.wait_for_everyone()
+
+
+if __name__ == "__main__":
+    main()
