@@ -58,7 +58,7 @@ def _load_heads(model: nn.Module, weights: Path, cfg: dict[str, Any]) -> None:
     """Attach and load the training-only heads stored beside the weights (heads.safetensors + config.json)."""
     if cfg.get("ltzoo") is not None:
         meta = cfg["ltzoo"]
-        heads_file = hub.download(cfg["hf_hub_id"], hub.HEADS_NAME) if cfg.get("hf_hub_id") else None
+        heads_file = hub.download(cfg["hf_hub_id"], hub.HEADS_NAME) if meta.get("heads") else None
     else:
         config_file = weights.with_name(hub.CONFIG_NAME)
         if not config_file.is_file() and cfg.get("hf_hub_id") and not cfg.get("file"):
