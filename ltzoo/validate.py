@@ -154,6 +154,7 @@ def validate(
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     entry, tag = resolve(name)
+    full_name = f"{entry.name}.{tag}"
     cfg = get_pretrained_cfg(name)
     if entry.dataset in CIFAR_DATASETS:
         data = _cifar_data(CIFAR_DATASETS[entry.dataset], split, cfg, data_dir, batch_size)
@@ -169,7 +170,7 @@ def validate(
         amp_dtype=AMP_DTYPES[amp] if amp else None,
         device=_device(),
         progress=progress,
-        desc=f"{name} {split}",
+        desc=f"{full_name} {split}",
     )
     if json_out is not None:
         record = {
@@ -186,5 +187,5 @@ def validate(
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(record, indent=2) + "\n")
     if plot is not None:
-        plot_per_class(result, data.train_counts, plot, title=f"{name} ({split})", class_names=data.class_names)
+        plot_per_class(result, data.train_counts, plot, title=f"{full_name} ({split})", class_names=data.class_names)
     return result

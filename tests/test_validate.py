@@ -1,6 +1,7 @@
 """validate(): a zoo model on its benchmark with its pretrained cfg's transforms; default_amp()."""
 
 import hashlib
+import importlib
 import json
 
 import pytest
@@ -8,8 +9,9 @@ import torch
 from PIL import Image
 
 import ltzoo
-from ltzoo import validate as validate_module
 from ltzoo.validate import default_amp, validate
+
+validate_module = importlib.import_module("ltzoo.validate")
 
 CIFAR10_MODEL = "resnet32_ce_cifar10_lt"
 
