@@ -128,9 +128,11 @@ def _true_class_rank(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def _expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Σ_b |B_b|/N · |acc(B_b) − conf(B_b)| over equal-width bins (lower, upper]; a fraction in [0, 1]."""
+    """Σ_b |B_b|/N · |acc(B_b) − conf(B_b)| over equal-width bins (lower, upper]; a fraction in [0, 1].
+
+    Computed as Σ_b |Σ_{i∈B_b} correct_i − Σ_{i∈B_b} conf_i| / N, which is the same sum.
+    """
     bin_index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
-    size = np.bincount(bin_index, minlength=bins)
     correct_sum = np.bincount(bin_index, weights=correct.astype(np.float64), minlength=bins)
     confidence_sum = np.bincount(bin_index, weights=confidence, minlength=bins)
     return float(np.abs(correct_sum - confidence_sum).sum() / len(confidence))
