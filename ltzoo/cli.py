@@ -1,0 +1,151 @@
+"""The `ltzoo` command: list | info | validate | serve-hub."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+from . import registry
+from .hub import WeightsError
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    names = registry.list_models(args.pattern or "", pretrained=args.pretrained, include_tags=args.tags or None)
+    for name in names:
+        print(name)
+    if not names:
+        print(f"no model matches {args.pattern!r}" + (" with published weights" if args.pretrained else ""),
+              file=sys.stderr)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    import timm
+
+    entry, tag = registry.resolve(args.name)
+    cfg = registry.get_pretrained_cfg(args.name)
+    model = timm.create_model(entry.timm_arch, num_classes=cfg["num_classes"], **entry.model_args)
+    params = sum(p.numel() for p in model.parameters())
+    release = registry.releases().get(f"{entry.name}.{tag}", {})
+    lines = [
+        f"{entry.name}.{tag}   (tags: {', '.join(entry.tags)}; default {entry.default_tag})",
+        f"  method        {registry.METHODS[entry.method].title}  [{cfg['paper']}]",
+        f"  dataset       {registry.DATASETS[entry.dataset].title}"
+        + (f", imbalance factor {cfg['imb_factor']:g}" if "imb_factor" in cfg else ""),
+        f"  architecture  {entry.timm_arch} {entry.model_args}, {params:,} parameters",
+        f"  input         {tuple(cfg['input_size'])}, mean {cfg['mean']}, std {cfg['std']}, crop_pct {cfg['crop_pct']}",
+        f"  hub           {cfg['hf_hub_id']}",
+        f"  recipe        {entry.train_command(tag)}",
+    ]
+    if (entry.method, entry.dataset) in registry.LTZOO_RECIPES:
+        lines.append("                (ltzoo's own recipe, not from the paper)")
+    if cfg["sha256"]:
+        metrics = cfg["metrics"] or {}
+        fmt = lambda k: "n/a" if metrics.get(k) is None else f"{metrics[k]:.2f}"  # noqa: E731
+        lines += [
+            f"  weights       sha256 {cfg['sha256']}",
+            f"  measured      top-1 {fmt('top1')}  many {fmt('many')}  medium {fmt('medium')}  few {fmt('few')}",
+            f"                by: {release.get('validate_command', 'ltzoo validate')}",
+        ]
+    else:
+        lines.append("  weights       not published yet (train them with the recipe command)")
+    print("\n".join(lines))
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from .validate import default_amp, validate
+
+    with ExitStack() as stack:
+        if args.local_hub:
+            from .hub_server import LocalHub, use_endpoint
+
+            hub = stack.enter_context(LocalHub(args.local_hub))
+            use_endpoint(hub.endpoint)
+            print(f"serving {len(hub.repo_ids)} release(s) from {args.local_hub} at {hub.endpoint}", file=sys.stderr)
+        pretrained = args.pretrained or args.checkpoint is None
+        result = validate(
+            args.name, pretrained=pretrained, checkpoint=args.checkpoint, data_dir=args.data_dir, split=args.split,
+            batch_size=args.batch_size, flip=args.flip, amp=default_amp() if args.amp == "auto" else args.amp,
+            json_out=args.json, plot=args.plot,
+        )
+    print(result.format_report(f"{args.name} ({args.split})"))
+    if args.json:
+        print(f"metrics written to {args.json}")
+    if args.plot:
+        print(f"plot written to {args.plot}")
+
+
+def cmd_serve_hub(args: argparse.Namespace) -> None:
+    from .hub_server import LocalHub
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalHub(args.releases, port=args.port) as hub:
+        print(f"serving {len(hub.repo_ids)} release(s) from {Path(args.releases).resolve()}:")
+        for repo_id in hub.repo_ids:
+            print(f"  {repo_id}")
+        print(f"\nexport HF_ENDPOINT={hub.endpoint}\n(Ctrl-C to stop)", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    print("stopped")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ltzoo", description="A timm-style model zoo for long-tailed recognition.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list zoo names")
+    s.add_argument("pattern", nargs="?", help="fnmatch filter, e.g. '*smcl*'")
+    s.add_argument("--pretrained", action="store_true", help="only entries with published weights (with tags)")
+    s.add_argument("--tags", action="store_true", help="list every name.tag")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("info", help="architecture, recipe, paper and measured metrics of a name")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("validate", help="evaluate a zoo model on the benchmark in its name")
+    s.add_argument("name")
+    weights = s.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", action="store_true", help="published weights from the Hub (the default)")
+    weights.add_argument("--checkpoint", help="a local .safetensors file")
+    s.add_argument("--data-dir", help="dataset root (default: LTZOO_DATA, ../shared/data, torchvision's folder)")
+    s.add_argument("--split", choices=("test", "val"), default="test")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
+    s.add_argument("--amp", choices=("auto", "bf16", "none"), default="none",
+                   help="autocast dtype; auto = bf16 where the hardware has it natively")
+    s.add_argument("--json", help="write the metrics as JSON here")
+    s.add_argument("--plot", help="save the per-class long-tail figure (PNG) here")
+    s.add_argument("--local-hub", metavar="RELEASES_DIR",
+                   help="serve this releases folder on a local Hub for the run (offline use)")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("serve-hub", help="serve release folders to huggingface_hub from a local Hub (olah)")
+    s.add_argument("releases", nargs="?", default="releases")
+    s.add_argument("--port", type=int, default=None, help="default: a free port")
+    s.set_defaults(func=cmd_serve_hub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "amp", None) == "none":
+        args.amp = None
+    try:
+        args.func(args)
+    except (registry.UnknownModelError, WeightsError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
