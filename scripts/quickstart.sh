@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The main job: set up, then evaluate a released zoo model on its benchmark, offline, through a local Hub
+# serving releases/ and the shared data. Before any release exists: list the zoo and round-trip a model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh train,hub
+export HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_CACHE="${HF_HUB_CACHE:-$PWD/.venv/hf-cache}"
+model="${1:-}"
+if [ -z "$model" ]; then
+    model="$(.venv/bin/ltzoo list --pretrained 'resnet32_*cifar10_lt*' | head -n 1)"
+fi
+mkdir -p outputs
+if [ -n "$model" ]; then
+    .venv/bin/ltzoo validate "$model" --pretrained --local-hub releases --json "outputs/${model}.json" \
+        --plot "outputs/${model}.png"
+else
+    echo "No released weights yet. The zoo:"
+    .venv/bin/ltzoo list
+    .venv/bin/python scripts/hub_roundtrip.py
+fi
