@@ -7,6 +7,7 @@ TensorBoard and tqdm, then a final `ltzoo validate` and the export to `releases/
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import shutil
@@ -91,6 +92,15 @@ def param_groups(model: torch.nn.Module, backbone_lr_scale: float) -> list[dict]
     head_ids = {id(p) for p in head}
     rest = [p for p in model.parameters() if id(p) not in head_ids]
     return [{"params": rest, "lr_scale": backbone_lr_scale}, {"params": head, "lr_scale": 1.0}]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 over every tensor of the state dict, in key order: equal digests mean bitwise-equal weights."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def hardware(accelerator: Accelerator) -> str:
@@ -187,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
         save_checkpoint(accelerator, cfg, args.config, epoch, elapsed)
 
     accelerator.end_training()
+    print(f"[rank {accelerator.process_index}/{accelerator.num_processes}] final weights sha256 "
+          f"{weights_digest(accelerator.unwrap_model(model))}; global batch "
+          f"{cfg.data.batch_size // accelerator.num_processes} x {accelerator.num_processes}", flush=True)
     if accelerator.is_main_process and not args.no_export:
         out = export_release(accelerator.unwrap_model(model), cfg, args.config, heads_spec=heads_spec,
                              train_seconds=elapsed, hardware=hardware(accelerator),
