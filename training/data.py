@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from ltzoo.data import ArrayLoader, Batch, SplitFileDataset, benchmark_transform, cifar_lt, find_split_list
 from ltzoo.data.batch_transforms import cifar_eval_transform
 from ltzoo.data.splits import BENCHMARKS
-from ltzoo.methods import TrainingMethod
+from ltzoo.methods import TrainingMethod, TrainSet
 
 CIFAR = {"cifar10_lt": "cifar10", "cifar100_lt": "cifar100"}
 
@@ -63,6 +63,8 @@ def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int)
     batch = _per_rank_batch(data.batch_size, world_size)
 
     def make_train(method: TrainingMethod) -> ArrayLoader:
+        method.bind_data(TrainSet(labels, batch, cfg.seed, tuple(mean), tuple(std), images=images, rank=rank,
+                                  world_size=world_size, channels_last=cfg.channels_last))
         return ArrayLoader(images, labels, batch, method.cifar_transform(mean, std), seed=cfg.seed,
                            rank=rank, world_size=world_size, channels_last=cfg.channels_last)
 
@@ -85,6 +87,10 @@ def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
     batch = _per_rank_batch(data.batch_size, world_size)
 
     def make_train(method: TrainingMethod) -> BatchedDataLoader:
+        method.bind_data(TrainSet(np.asarray(train_set.targets if not data.subset else
+                                             [train_set.dataset.targets[i] for i in train_set.indices]),
+                                  batch, cfg.seed, info.mean, info.std, dataset=train_set, rank=rank,
+                                  world_size=world_size, channels_last=cfg.channels_last, num_workers=data.num_workers))
         sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=cfg.seed)
         return BatchedDataLoader(DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=data.num_workers))
 

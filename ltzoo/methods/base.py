@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 import torch
 from torch import nn
 
 from ..data.batch_transforms import BatchTransform, cifar_train_transform
 from ..data.loader import Batch
+
+
+@dataclass
+class TrainSet:
+    """The training split as a method sees it, for methods that draw a second stream (CMO, SMCL, LSM, ConCutMix).
+
+    CIFAR: `images` holds the uint8 (N, H, W, C) arrays (build an `ArrayLoader` over them); split-file benchmarks:
+    `dataset` is the torch Dataset. `batch_size` is per process; streams must shard by `rank` / `world_size`.
+    """
+
+    labels: np.ndarray
+    batch_size: int
+    seed: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    images: np.ndarray | None = None
+    dataset: Any = None
+    rank: int = 0
+    world_size: int = 1
+    channels_last: bool = True
+    num_workers: int = 0
 
 
 class TrainingMethod:
@@ -33,8 +57,11 @@ class TrainingMethod:
         """Training-only heads this method attaches to the model (JSON-able, see `build_train_heads`)."""
         return None
 
+    def bind_data(self, train_set: TrainSet) -> None:
+        """Called once before training with the training split; methods with a second stream build it here."""
+
     def on_epoch_start(self, epoch: int) -> None:
-        """Per-epoch schedule changes (e.g. DRW weights)."""
+        """Per-epoch schedule changes (e.g. DRW weights, a second stream's `set_epoch`)."""
 
     def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
