@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     run_dir = cfg.resolved_run_dir()
     accelerator = Accelerator(
         mixed_precision=mixed_precision(cfg), log_with="tensorboard",
+        # methods whose training-only heads sit out some iterations (e.g. SMCL's plain steps) leave them unused
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tb")),
     )
     set_seed(cfg.seed)

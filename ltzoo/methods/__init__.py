@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, Callable
 
-from .base import TrainingMethod, TrainSet
+from .base import TrainingMethod, TrainSet, unwrap
 from .supervised import SupervisedMethod, build_base_loss
 
 # method name -> constructor with the method's fixed choices bound
@@ -32,4 +32,4 @@ def build_method(name: str, class_counts: Sequence[int], epochs: int, **options:
     return factory(class_counts=class_counts, epochs=epochs, **options)
 
 
-__all__ = ["METHODS", "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method"]
+__all__ = ["METHODS", "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "unwrap"]

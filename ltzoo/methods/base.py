@@ -15,6 +15,15 @@ from ..data.batch_transforms import BatchTransform, cifar_train_transform
 from ..data.loader import Batch
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The ltzoo model inside DDP / torch.compile wrappers (to reach `fc`, `train_heads`, …)."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner
+
+
 @dataclass
 class TrainSet:
     """The training split as a method sees it, for methods that draw a second stream (CMO, SMCL, LSM, ConCutMix).

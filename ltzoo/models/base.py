@@ -39,8 +39,14 @@ class LongTailClassifier(nn.Module):
         x = self.pool(x)
         return x if pre_logits else self.fc(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Logits; with `return_features`, also the CAM-layer map and the pooled feature (one pass, for training
+        methods that need them, through the same — possibly DDP-wrapped — forward)."""
+        feature_map = self.forward_features(x)
+        if not return_features:
+            return self.forward_head(feature_map)
+        features = self.pool(feature_map)
+        return {"feature_map": feature_map, "features": features, "logits": self.fc(features)}
 
     def get_classifier(self) -> nn.Module:
         return self.fc
