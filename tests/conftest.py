@@ -74,6 +74,15 @@ def _build_releases(releases_dir: Path) -> dict[str, nn.Module]:
     return models
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Run torch single-threaded: on a shared 2-core machine, busy intra-op threads slow small models ~10×."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def hf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A huggingface_hub cache folder of this test session only."""

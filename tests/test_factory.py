@@ -15,6 +15,8 @@ import ltzoo
 from ltzoo.hub import sha256_file
 from ltzoo.models import NormedLinear
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 X = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 
 

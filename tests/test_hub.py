@@ -30,6 +30,8 @@ from ltzoo.hub import (
 from ltzoo.models import inference_state_dict
 from ltzoo.registry import UnknownModelError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 WRONG_SHA = "0" * 64
 
 

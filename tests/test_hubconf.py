@@ -16,6 +16,8 @@ import torch
 import ltzoo
 from ltzoo.hub import WeightsNotAvailableError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REPO_DIR = Path(__file__).resolve().parents[1]
 
 

@@ -14,6 +14,8 @@ from ltzoo import registry
 from ltzoo.models import CifarResNet, NormedLinear, ProjectionMLP, inference_state_dict
 from ltzoo.models.resnet_cifar import OptionAShortcut
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CIFAR_NAMES = ltzoo.list_models("resnet32_*")
 # One ImageNet-scale entry per backbone (ResNet-152 with the 512-d embedding of the Places-LT baselines).
 LARGE_NAMES = ["resnet50_ce_imagenet_lt", "resnext50_smcl_imagenet_lt", "resnet152_ce_places_lt"]
