@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,14 +75,30 @@ def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int)
     return TrainData(np.bincount(labels, minlength=train.num_classes), test_loader, train.source, make_train)
 
 
+def _image_root(dataset: str, root: str | None) -> Path:
+    """The folder the split lists' image paths are relative to: data.root, else $LTZOO_DATA (as `ltzoo validate`)."""
+    image_root = root or os.environ.get("LTZOO_DATA")
+    if image_root is None:
+        raise FileNotFoundError(f"{dataset} needs data.root (or $LTZOO_DATA): the folder its split lists' image "
+                                "paths are relative to, e.g. data.root=/data/" + BENCHMARKS[dataset].folder)
+    path = Path(image_root).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"data.root={path} is not a directory; it must hold the {dataset} images")
+    return path
+
+
 def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
     data = cfg.data
     info = BENCHMARKS[data.dataset]
+    image_root = _image_root(data.dataset, data.root)
     train_list = find_split_list(data.dataset, "train", data.root)
-    train_set = SplitFileDataset(data.root, train_list, info.num_classes, benchmark_transform(data.dataset, train=True))
+    train_set = SplitFileDataset(image_root, train_list, info.num_classes, benchmark_transform(data.dataset, train=True))
+    if train_set.paths and not (image_root / train_set.paths[0]).is_file():
+        raise FileNotFoundError(f"data.root={image_root} does not hold the {data.dataset} images: "
+                                f"{image_root / train_set.paths[0]}, the first image of {train_list}, does not exist")
     counts = train_set.class_counts
     test_list = find_split_list(data.dataset, "test", data.root)
-    test_set = SplitFileDataset(data.root, test_list, info.num_classes, benchmark_transform(data.dataset, train=False))
+    test_set = SplitFileDataset(image_root, test_list, info.num_classes, benchmark_transform(data.dataset, train=False))
     if data.subset:
         train_set = Subset(train_set, range(min(data.subset, len(train_set))))
         test_set = Subset(test_set, range(min(data.subset, len(test_set))))
