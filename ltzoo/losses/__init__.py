@@ -1,6 +1,7 @@
-"""ltzoo.losses: label losses, class re-weighting, SupCon and the two-label mixed loss."""
+"""ltzoo.losses: label losses, class re-weighting, SupCon, BCL and the two-label mixed loss."""
 
 from ltzoo.losses.base import ClassificationLoss, as_class_counts, upcast
+from ltzoo.losses.bcl import BalancedContrastiveLoss
 from ltzoo.losses.cross_entropy import CrossEntropyLoss, SoftTargetCrossEntropy
 from ltzoo.losses.focal import FocalLoss
 from ltzoo.losses.ldam import LDAMLoss, ldam_margins
@@ -10,6 +11,7 @@ from ltzoo.losses.reweighting import DeferredReweighting, class_balanced_weights
 from ltzoo.losses.supcon import SupConLoss
 
 __all__ = [
+    "BalancedContrastiveLoss",
     "BalancedSoftmaxLoss",
     "ClassificationLoss",
     "CrossEntropyLoss",
