@@ -30,7 +30,8 @@ from ltzoo.hub import (
 from ltzoo.models import inference_state_dict
 from ltzoo.registry import UnknownModelError
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# Every test sees an empty releases table unless it writes one, so published weights never change the outcome.
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "releases_table")
 
 WRONG_SHA = "0" * 64
 
@@ -100,7 +101,7 @@ def test_error_misspelt_name_lists_close_matches() -> None:
     assert_clean(err)
 
 
-def test_error_no_published_weights_names_the_training_command(releases_table: Callable[..., Path]) -> None:
+def test_error_no_published_weights_names_the_training_command() -> None:
     with pytest.raises(WeightsNotAvailableError) as err:
         ltzoo.create_model("resnet32_smcl_cifar100_lt.if50", pretrained=True)
     message = str(err.value)
@@ -111,7 +112,7 @@ def test_error_no_published_weights_names_the_training_command(releases_table: C
     assert_clean(err)
 
 
-def test_error_no_published_weights_for_default_tag_names_its_recipe(releases_table: Callable[..., Path]) -> None:
+def test_error_no_published_weights_for_default_tag_names_its_recipe() -> None:
     with pytest.raises(WeightsNotAvailableError, match=r"configs/resnext50_smcl_imagenet_lt\.e100\.yaml"):
         ltzoo.create_model("resnext50_smcl_imagenet_lt", pretrained=True)
 
