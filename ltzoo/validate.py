@@ -6,7 +6,6 @@ Places-LT read the OLTR split lists through a torch ``DataLoader``. Many/medium/
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -19,18 +18,18 @@ import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
 from ltzoo.data.batch_transforms import cifar_eval_transform
-from ltzoo.data.cifar import cifar_lt
+from ltzoo.data.cifar import ZOO_CIFAR_DATASETS, cifar_lt
 from ltzoo.data.loader import ArrayLoader
 from ltzoo.data.splits import BENCHMARKS, SplitFileDataset, find_split_list, read_split_list
 from ltzoo.data.transforms import eval_transform_from_cfg
 from ltzoo.evaluate import EvalResult, evaluate, plot_per_class
 from ltzoo.factory import create_model
+from ltzoo.hub import sha256_file
 from ltzoo.registry import get_pretrained_cfg, resolve
 
 __all__ = ["AMP_DTYPES", "default_amp", "validate"]
 
 AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16}
-CIFAR_DATASETS = {"cifar10_lt": "cifar10", "cifar100_lt": "cifar100"}
 MAX_JSON_CONFUSION_CLASSES = 1000
 _CPUINFO = Path("/proc/cpuinfo")
 
@@ -110,19 +109,10 @@ def _num_workers() -> int:
     return min(8, available)
 
 
-def _file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _weights_record(pretrained: bool, checkpoint: str | Path | None, cfg: dict[str, Any]) -> dict[str, str | None]:
     """Where the evaluated weights came from and their sha256, for the JSON record."""
     if checkpoint is not None:
-        return {"weights": f"checkpoint:{checkpoint}", "weights_sha256": _file_sha256(checkpoint)}
+        return {"weights": f"checkpoint:{checkpoint}", "weights_sha256": sha256_file(checkpoint)}
     if pretrained:
         source = cfg.get("file") or f"hf-hub:{cfg['hf_hub_id']}"
         return {"weights": f"pretrained:{source}", "weights_sha256": cfg.get("sha256")}
@@ -156,8 +146,8 @@ def validate(
     entry, tag = resolve(name)
     full_name = f"{entry.name}.{tag}"
     cfg = get_pretrained_cfg(name)
-    if entry.dataset in CIFAR_DATASETS:
-        data = _cifar_data(CIFAR_DATASETS[entry.dataset], split, cfg, data_dir, batch_size)
+    if entry.dataset in ZOO_CIFAR_DATASETS:
+        data = _cifar_data(ZOO_CIFAR_DATASETS[entry.dataset], split, cfg, data_dir, batch_size)
     else:
         data = _split_file_data(entry.dataset, split, cfg, data_dir, batch_size)
 

@@ -14,10 +14,10 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ltzoo.data import ArrayLoader, Batch, SplitFileDataset, benchmark_transform, cifar_lt, find_split_list
 from ltzoo.data.batch_transforms import cifar_eval_transform
+from ltzoo.data.cifar import ZOO_CIFAR_DATASETS as CIFAR
 from ltzoo.data.splits import BENCHMARKS
 from ltzoo.methods import TrainingMethod, TrainSet
 
-CIFAR = {"cifar10_lt": "cifar10", "cifar100_lt": "cifar100"}
 
 
 class BatchedDataLoader:

@@ -27,6 +27,9 @@ CIFAR_NUM_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100}
 CIFAR_MAX_PER_CLASS: dict[str, int] = {"cifar10": 5000, "cifar100": 500}
 
 
+# zoo dataset name -> CIFAR dataset it is built from
+ZOO_CIFAR_DATASETS = {"cifar10_lt": "cifar10", "cifar100_lt": "cifar100"}
+
 @dataclass
 class LongTailedCifar:
     """A CIFAR-LT split: images (N, 32, 32, 3) uint8, labels int64, and the long-tailed TRAIN class counts.
