@@ -5,10 +5,10 @@ import torch
 
 from ltzoo.augment.lsm import (
     dynamic_soft_label,
-    mix_units,
     num_kept_units,
     patchify,
     unit_mask,
+    unit_pixel_mask,
     unit_scores,
     unpatchify,
 )
@@ -38,9 +38,14 @@ def test_patchify_rejects_a_patch_size_that_does_not_divide_the_image() -> None:
         patchify(torch.zeros(1, 3, 32, 32), 5)
 
 
+def mix(tail: torch.Tensor, head: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The pixel-mask form of the mixing, as the paired engine applies a region's mask (fill = paste)."""
+    return torch.where(unit_pixel_mask(mask, 4, 8, 8), tail, head)
+
+
 def test_mixing_units_0_and_1_takes_the_top_half_from_tail_and_bottom_half_from_head() -> None:
     tail, head = torch.full((1, 3, 8, 8), 1.0), torch.full((1, 3, 8, 8), 2.0)
-    mixed = mix_units(tail, head, FIRST_TWO, 4)
+    mixed = mix(tail, head, FIRST_TWO)
     assert torch.equal(mixed[..., :4, :], tail[..., :4, :])
     assert torch.equal(mixed[..., 4:, :], head[..., 4:, :])
 
@@ -50,7 +55,7 @@ def test_pixel_mask_mixing_equals_unit_space_mixing() -> None:
     mask = torch.tensor([[True, True, False, False], [False, True, True, False], [True, False, False, True]])
     keep = mask.unsqueeze(-1)
     unit_space = unpatchify(torch.where(keep, patchify(tail, 4), patchify(head, 4)), 4, 8, 8)
-    assert torch.equal(mix_units(tail, head, mask, 4), unit_space)
+    assert torch.equal(mix(tail, head, mask), unit_space)
 
 
 def test_soft_label_with_reversed_head_saliency_is_half_half() -> None:

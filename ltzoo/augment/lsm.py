@@ -1,7 +1,8 @@
-"""LSM's patch-level operators (lsm.md §3 steps 2, 4, 5, 6): units, unit saliency, top-K mask, mixing, soft label.
+"""LSM's patch-level operators (lsm.md §3 steps 2–6): units, unit saliency, top-K mask, pixel mask, soft label,
+and `LSMPatchRegion`, the `patch_topk` region of the paired-minority engine (background = head, minority = tail).
 
 A batch of images (B, C, H, W) is cut into N = (H/p)(W/p) units of p×p pixels; unit j is the block at grid
-position (j div (W/p), j mod (W/p)), raster order. Masks are bool (B, N), True = the unit comes from the tail image.
+position (j div (W/p), j mod (W/p)), raster order. Unit masks are bool (B, N), True = the unit comes from the tail.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from .saliency import model_saliency, upsample
 
 EPS = 1e-8
 MASK_RULES = ("topk_beta", "threshold")
@@ -42,8 +45,7 @@ def unit_scores(saliency_maps: Tensor, p: int, size: tuple[int, int]) -> Tensor:
     No minimum subtraction; a map whose unit scores sum below ε = 1e-8 becomes uniform 1/N.
     """
     _grid(size[0], size[1], p)
-    upsampled = F.interpolate(saliency_maps.unsqueeze(1).float(), size=size, mode="bilinear", align_corners=False)
-    scores = F.avg_pool2d(upsampled, p).flatten(1)
+    scores = F.avg_pool2d(upsample(saliency_maps.float(), size).unsqueeze(1), p).flatten(1)
     total = scores.sum(dim=1, keepdim=True)
     uniform = torch.full_like(scores, 1.0 / scores.shape[1])
     return torch.where(total >= EPS, scores / total.clamp_min(EPS), uniform)
@@ -74,12 +76,11 @@ def unit_mask(scores: Tensor, lam: float | None = None, rule: str = "topk_beta")
     return rank < kept
 
 
-def mix_units(x_tail: Tensor, x_head: Tensor, mask: Tensor, p: int) -> Tensor:
-    """x_mix = P_p^{−1}(M ⊙ P_p(x_t) + (1 − M) ⊙ P_p(x_h)), computed per pixel with M repeated p×p."""
-    rows, cols = _grid(x_tail.shape[-2], x_tail.shape[-1], p)
-    pixel_mask = mask.view(-1, 1, rows, 1, cols, 1).expand(-1, 1, rows, p, cols, p)
-    pixel_mask = pixel_mask.reshape(-1, 1, rows * p, cols * p)
-    return torch.where(pixel_mask, x_tail, x_head)
+def unit_pixel_mask(mask: Tensor, p: int, height: int, width: int) -> Tensor:
+    """The unit mask (B, N) repeated p×p per unit, (B, 1, H, W): the pixel form of the mixing, as
+    where(pixel mask, x_t, x_h) = P_p^{−1}(M ⊙ P_p(x_t) + (1 − M) ⊙ P_p(x_h))."""
+    rows, cols = _grid(height, width, p)
+    return mask.view(-1, 1, rows, 1, cols, 1).expand(-1, 1, rows, p, cols, p).reshape(-1, 1, height, width)
 
 
 def dynamic_soft_label(
@@ -109,3 +110,32 @@ def dynamic_soft_label(
         w_head, w_tail = w_head / total.clamp_min(EPS), w_tail / total.clamp_min(EPS)
     degenerate = total < EPS
     return torch.where(degenerate, 1.0 - area_tail, w_head), torch.where(degenerate, area_tail, w_tail)
+
+
+class LSMPatchRegion:
+    """LSM's region for `PairedMinorityEngine(region="patch_topk")`: the Grad-CAM unit scores of the tail (minority)
+    and head (background) images from one saliency pass, the tail's unit mask and λ̂ = w̄_h (normalised labels:
+    the engine weighs the tail label by 1 − λ̂)."""
+
+    def __init__(self, patch_size: int = 4, mask_rule: str = "topk_beta", head_weight: str = "saliency") -> None:
+        if mask_rule not in MASK_RULES:
+            raise ValueError(f"unknown mask rule {mask_rule!r}; choose one of {MASK_RULES}")
+        if head_weight not in HEAD_WEIGHTS:
+            raise ValueError(f"unknown head weight {head_weight!r}; choose one of {HEAD_WEIGHTS}")
+        self.patch_size, self.mask_rule, self.head_weight = patch_size, mask_rule, head_weight
+
+    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, minor_images: Tensor,
+                 minor_labels: Tensor, lam: float) -> tuple[Tensor, Tensor]:
+        if self.head_weight == "saliency":  # one saliency pass over [x_t; x_h]
+            both = torch.cat((minor_images, images)), torch.cat((minor_labels, labels))
+            scores_tail, scores_head = self._scores(model, *both).split(labels.shape[0])
+        else:
+            scores_tail, scores_head = self._scores(model, minor_images, minor_labels), None
+        mask = unit_mask(scores_tail, lam, self.mask_rule)
+        w_head, _ = dynamic_soft_label(scores_tail, scores_head, mask, self.head_weight)
+        return unit_pixel_mask(mask, self.patch_size, images.shape[-2], images.shape[-1]), w_head
+
+    def _scores(self, model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+        """ŝ (B, N): the own-label Grad-CAM of each image, upsampled, patch-averaged and sum-normalised."""
+        maps = model_saliency(model, images, labels, "gradcam")
+        return unit_scores(maps, self.patch_size, (images.shape[-2], images.shape[-1]))
