@@ -8,6 +8,8 @@ from functools import partial
 from typing import Any, Callable
 
 from .base import TrainingMethod, TrainSet, unwrap
+from .cmo import CMO
+from .smcl import SMCL
 from .supervised import SupervisedMethod, build_base_loss
 
 # method name -> constructor with the method's fixed choices bound
@@ -16,6 +18,7 @@ METHODS: dict[str, Callable[..., TrainingMethod]] = {
     "ce_drw": partial(SupervisedMethod, loss="ce", drw_start=160),
     "ldam_drw": partial(SupervisedMethod, loss="ldam", drw_start=160),
     "bsce": partial(SupervisedMethod, loss="bs"),
+    "smcl": SMCL,
 }
 
 
@@ -32,4 +35,4 @@ def build_method(name: str, class_counts: Sequence[int], epochs: int, **options:
     return factory(class_counts=class_counts, epochs=epochs, **options)
 
 
-__all__ = ["METHODS", "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "unwrap"]
+__all__ = ["METHODS", "CMO", "SMCL", "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "unwrap"]
