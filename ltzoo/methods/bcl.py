@@ -1,0 +1,145 @@
+"""BCL, balanced contrastive learning (bcl_concutmix §2): L = α·LA-CE(v0) + β·L_BCL(v1, v2, prototypes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from timm.data.auto_augment import rand_augment_transform
+from torch import Tensor, nn
+from torchvision import transforms
+
+from ..data.batch_transforms import BatchTransform, MultiView, cifar_autoaugment_transform, cifar_contrastive_transform
+from ..data.loader import Batch
+from ..losses import BalancedContrastiveLoss, LogitAdjustedLoss, upcast
+from .base import TrainingMethod, unwrap
+
+# `cl_views` -> the two contrastive views (v1, v2) of §2.2
+CL_VIEWS = {"sim-sim": ("sim", "sim"), "sim-rand": ("rand", "sim"), "rand-rand": ("rand", "rand")}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+CONTRASTIVE_HEAD = "head"
+PROTOTYPE_HEAD = "head_fc"
+
+
+@dataclass
+class BCLForward:
+    """One forward of [v0 (B); v1 (B); v2 (B)] with the training-only heads."""
+
+    logits: Tensor  # (B, C) logits s of v0
+    projections: Tensor  # (B, feat) unnormalised head(h) of v0 (ConCutMix's u)
+    embeddings: Tensor  # (2B, feat) normalised head(h) of v1 then v2: the BCL anchors
+    prototypes: Tensor  # (C, feat) normalised head_fc(w_c): p_c
+    prototype_projections: Tensor  # (C, feat) unnormalised head_fc(w_c): q_c
+
+
+class MultiImageView:
+    """Per-image pipelines applied to one PIL image, one tensor per view (the DataLoader form of `MultiView`)."""
+
+    def __init__(self, views: Sequence[transforms.Compose]) -> None:
+        self.views = tuple(views)
+
+    def __call__(self, image: Any) -> tuple[Tensor, ...]:
+        return tuple(view(image) for view in self.views)
+
+
+class BCLMethod(TrainingMethod):
+    """BCL: logit-adjusted CE on the classification view v0 plus the balanced contrastive loss on the two
+    contrastive views, with class prototypes from `head_fc` applied to the cosine classifier's class vectors.
+
+    `head` (contrastive projection) and `head_fc` (prototype projection) are training-only heads
+    (Linear → BN1d → ReLU → Linear, `head_hidden` → `feat_dim`). `head` runs on all 3B images, so its BN
+    statistics cover every view; `head_fc` runs on the C class vectors, so its BN normalises over classes.
+    """
+
+    name = "bcl"
+
+    def __init__(
+        self,
+        class_counts: Sequence[int],
+        epochs: int,
+        alpha: float = 2.0,
+        beta: float = 0.6,
+        temperature: float = 0.1,
+        tau: float = 1.0,
+        feat_dim: int = 128,
+        head_hidden: int = 512,
+        cl_views: str = "sim-sim",
+    ) -> None:
+        super().__init__(class_counts, epochs)
+        if cl_views not in CL_VIEWS:
+            raise ValueError(f"unknown cl_views {cl_views!r}; choose one of {', '.join(CL_VIEWS)}")
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.feat_dim, self.head_hidden, self.cl_views = feat_dim, head_hidden, cl_views
+        self.classification = LogitAdjustedLoss(self.class_counts, tau=tau)
+        self.contrastive = BalancedContrastiveLoss(temperature)
+
+    def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
+        """CIFAR views (§3.5): v0 crop + flip + AutoAugment; v1, v2 the contrastive crop/jitter/grayscale/blur."""
+        return MultiView([cifar_autoaugment_transform(mean, std), cifar_contrastive_transform(mean, std),
+                          cifar_contrastive_transform(mean, std)])
+
+    def image_transform(self, mean: Sequence[float], std: Sequence[float], size: int = 224) -> MultiImageView:
+        """ImageNet-scale views (§2.2) for a per-image dataset: [randncls, then the two views of `cl_views`]; CIFAR
+        always uses `cifar_transform`."""
+        normalize = [transforms.ToTensor(), transforms.Normalize(mean, std)]
+        crop_flip = [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()]
+        rand_augment = rand_augment_transform(
+            "rand-n2-m10-mstd0.5", {"translate_const": 100, "img_mean": tuple(round(255 * m) for m in IMAGENET_MEAN)})
+        jitter = [transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+                  transforms.RandomGrayscale(p=0.2)]
+        views = {
+            "randncls": transforms.Compose([*crop_flip, transforms.ColorJitter(0.4, 0.4, 0.4, 0.0), rand_augment,
+                                            *normalize]),
+            "sim": transforms.Compose([*crop_flip, *jitter, *normalize]),
+            "rand": transforms.Compose([*crop_flip, *jitter, rand_augment, *normalize]),
+        }
+        first, second = CL_VIEWS[self.cl_views]
+        return MultiImageView([views["randncls"], views[first], views[second]])
+
+    def heads_spec(self, num_features: int) -> dict[str, dict[str, Any]]:
+        mlp = {"type": "mlp", "in_features": num_features, "hidden": self.head_hidden, "out_features": self.feat_dim,
+               "batch_norm": True}
+        return {CONTRASTIVE_HEAD: dict(mlp), PROTOTYPE_HEAD: dict(mlp)}
+
+    def class_prototypes(self, model: nn.Module) -> tuple[Tensor, Tensor]:
+        """(q, p): q_c = head_fc(w_c) over the (C, d) class vectors of the cosine `fc`, p_c = q_c/‖q_c‖."""
+        inner = unwrap(model)
+        raw = inner.train_heads[PROTOTYPE_HEAD](inner.fc.class_vectors())
+        return raw, F.normalize(upcast(raw), dim=1)
+
+    def forward_views(self, model: nn.Module, classification_view: Tensor, view1: Tensor, view2: Tensor) -> BCLForward:
+        """One forward of the concatenated views through `model` (DDP-safe), then `head` on all 3B features."""
+        batch = classification_view.shape[0]
+        out = model(torch.cat([classification_view, view1, view2]), return_features=True)
+        projections = unwrap(model).train_heads[CONTRASTIVE_HEAD](out["features"])
+        raw_prototypes, prototypes = self.class_prototypes(model)
+        return BCLForward(
+            logits=out["logits"][:batch],
+            projections=projections[:batch],
+            embeddings=F.normalize(upcast(projections[batch:]), dim=1),
+            prototypes=prototypes,
+            prototype_projections=raw_prototypes,
+        )
+
+    def contrastive_loss(self, forward: BCLForward, labels: Tensor) -> Tensor:
+        """L_BCL with anchors [v1 of all B; v2 of all B] and labels y repeated twice."""
+        return self.contrastive(forward.embeddings, labels.repeat(2), forward.prototypes)
+
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, float]]:
+        view0, view1, view2 = three_views(batch)
+        forward = self.forward_views(model, view0, view1, view2)
+        ce = self.classification(forward.logits, batch.labels)
+        bcl = self.contrastive_loss(forward, batch.labels)
+        loss = self.alpha * ce + self.beta * bcl
+        return loss, {"loss": loss.detach(), "ce": ce.detach(), "bcl": bcl.detach()}
+
+
+def three_views(batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+    """The (v0, v1, v2) views of a BCL / ConCutMix batch; a clear error for a single-view loader."""
+    if not isinstance(batch.images, (tuple, list)) or len(batch.images) != 3:
+        raise TypeError("BCL and ConCutMix need three views per image (v0, v1, v2): build the training loader with "
+                        "the method's `cifar_transform` (CIFAR) or `image_transform` (per-image datasets)")
+    return batch.images[0], batch.images[1], batch.images[2]
