@@ -1,0 +1,136 @@
+"""ConCutMix, contrastive CutMix on BCL (bcl_concutmix §3): CutMix of v0 with a class-balanced patch image, whose
+area label is rectified by prototype similarities after the warm-up epoch E_w."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..augment.boxes import random_centres
+from ..augment.concutmix import RHO_NORMS, rectify_label
+from ..augment.cutmix import area_label, cutmix_batch
+from ..data.batch_transforms import cifar_autoaugment_transform
+from ..data.loader import ArrayLoader, Batch
+from ..data.samplers import ClassAwareSampler
+from ..losses import SoftTargetCrossEntropy
+from .base import TrainSet
+from .bcl import BCLForward, BCLMethod, three_views
+
+# ConCutMix's `balance` / `reverse` foreground samplers as ClassAwareSampler kinds
+PATCH_SAMPLERS = {"balance": "class_balanced", "reverse": "reversed"}
+PATCH_SEED_OFFSET = 1  # the patch stream's seed is the run seed + 1: never the main loader's stream
+_MIX_STREAM = 7  # SeedSequence key of the per-batch draws (gate r, λ0, π, box centre)
+
+
+class ConCutMixMethod(BCLMethod):
+    """BCL + CutMix on the classification view (§3.3), one batch at a time:
+
+    with probability `cutmix_prob`: λ0 ~ Beta(`cutmix_beta`, `cutmix_beta`), a permutation π of the batch and one
+    box for the batch; x̃_i = v0(A_i) with the box from v0(B_π(i)), B the class-balanced patch stream; area label
+    ỹ_i = λ·e(a_i) + (1 − λ)·e(b_π(i)). CE = soft-target LA-CE with ỹ for epochs e ≤ `warm_epoch`, with the
+    rectified y* (§3.4: top-`topk` inverse distances of head(h(x̃)) to head_fc(w_c), weight ρ from ω =
+    omega[0]/omega[1] and `rho_norm`) for e > `warm_epoch`. Otherwise CE = LA-CE(v0, a). L = α·CE + β·L_BCL,
+    L_BCL on the unmixed v1, v2 only. The per-batch draws are seeded by (seed, epoch), the same on every rank.
+    """
+
+    name = "concutmix"
+
+    def __init__(
+        self,
+        class_counts: Sequence[int],
+        epochs: int,
+        alpha: float = 2.0,
+        beta: float = 0.6,
+        temperature: float = 0.1,
+        tau: float = 1.0,
+        feat_dim: int = 128,
+        head_hidden: int = 512,
+        cl_views: str = "sim-sim",
+        cutmix_prob: float = 0.5,
+        cutmix_beta: float = 1.0,
+        patch_sampler: str = "balance",
+        warm_epoch: int = 100,
+        topk: int = 3,
+        omega: Sequence[int] = (2, 255),
+        rho_norm: str = "sum",
+    ) -> None:
+        super().__init__(class_counts, epochs, alpha=alpha, beta=beta, temperature=temperature, tau=tau,
+                         feat_dim=feat_dim, head_hidden=head_hidden, cl_views=cl_views)
+        if not 0.0 <= cutmix_prob <= 1.0 or cutmix_beta <= 0:
+            raise ValueError(f"need 0 <= cutmix_prob <= 1 and cutmix_beta > 0, got {cutmix_prob}, {cutmix_beta}")
+        if patch_sampler not in PATCH_SAMPLERS:
+            raise ValueError(f"unknown patch_sampler {patch_sampler!r}; choose one of {', '.join(PATCH_SAMPLERS)}")
+        if not 1 <= topk <= self.num_classes:
+            raise ValueError(f"topk must lie in [1, {self.num_classes}] (the number of classes), got {topk}")
+        if len(omega) != 2 or omega[1] <= 0:
+            raise ValueError(f"omega is [numerator, denominator], denominator positive (e.g. [2, 255]); got {omega}")
+        if rho_norm not in RHO_NORMS:
+            raise ValueError(f"rho_norm must be one of {RHO_NORMS}, got {rho_norm!r}")
+        self.cutmix_prob, self.cutmix_beta, self.patch_sampler = cutmix_prob, cutmix_beta, patch_sampler
+        self.warm_epoch, self.topk, self.omega, self.rho_norm = warm_epoch, topk, omega[0] / omega[1], rho_norm
+        self.soft_classification = SoftTargetCrossEntropy(self.class_counts, tau=tau)
+        self._patch_loader: ArrayLoader | None = None
+        self._patch_batches: Iterator[Batch] | None = None
+        self._seed = 0
+        self._rng = np.random.default_rng()
+
+    def bind_data(self, train_set: TrainSet) -> None:
+        """The patch (foreground) stream: |D| class-aware draws per epoch, v0 (AutoAugment) view only, sharded."""
+        if train_set.images is None:
+            raise NotImplementedError("ConCutMix's patch stream is built for in-memory CIFAR arrays only; "
+                                      "split-file benchmarks need a per-image v0 patch loader")
+        seed = train_set.seed + PATCH_SEED_OFFSET
+        sampler = ClassAwareSampler(train_set.labels, kind=PATCH_SAMPLERS[self.patch_sampler],
+                                    num_samples=len(train_set.labels), seed=seed)
+        self._patch_loader = ArrayLoader(
+            train_set.images, train_set.labels, train_set.batch_size,
+            cifar_autoaugment_transform(train_set.mean, train_set.std), sampler=sampler, seed=seed,
+            rank=train_set.rank, world_size=train_set.world_size, channels_last=train_set.channels_last)
+        self._seed = train_set.seed
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if self._patch_loader is None:
+            raise RuntimeError("ConCutMixMethod.bind_data(train_set) must run before training")
+        self._patch_loader.set_epoch(epoch)
+        self._patch_batches = iter(self._patch_loader)
+        self._rng = np.random.default_rng(np.random.SeedSequence([self._seed, epoch, _MIX_STREAM]))
+
+    def rectifies(self, epoch: int) -> bool:
+        """Whether epoch e uses the rectified label y*: e > E_w (the first rectified epoch is E_w + 1)."""
+        return epoch > self.warm_epoch
+
+    def mixed_target(self, area_target: Tensor, forward: BCLForward, epoch: int) -> Tensor:
+        """The soft target of the mixed images: ỹ while e ≤ E_w, then y* (§3.4), detached."""
+        if not self.rectifies(epoch):
+            return area_target
+        return rectify_label(area_target, forward.projections, forward.prototype_projections, self.class_counts,
+                             self.topk, self.omega, self.rho_norm)
+
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, float]]:
+        view0, view1, view2 = three_views(batch)
+        labels = batch.labels
+        if self._rng.random() < self.cutmix_prob:
+            patches = self._next_patches(labels.shape[0])
+            lam0 = float(self._rng.beta(self.cutmix_beta, self.cutmix_beta))
+            order = torch.as_tensor(self._rng.permutation(labels.shape[0]))
+            centre = random_centres(1, view0.shape[-2], view0.shape[-1], self._rng)
+            mixed, lam = cutmix_batch(view0, patches.images[order].to(view0.device), lam0, centre)
+            forward = self.forward_views(model, mixed, view1, view2)
+            target = area_label(labels, patches.labels[order].to(labels.device), lam, self.num_classes)
+            ce = self.soft_classification(forward.logits, self.mixed_target(target, forward, epoch))
+        else:
+            forward = self.forward_views(model, view0, view1, view2)
+            ce = self.classification(forward.logits, labels)
+        bcl = self.contrastive_loss(forward, labels)
+        loss = self.alpha * ce + self.beta * bcl
+        return loss, {"loss": loss.detach(), "ce": ce.detach(), "bcl": bcl.detach()}
+
+    def _next_patches(self, batch_size: int) -> Batch:
+        """The next patch batch, truncated to the base batch (the two streams have equal length per epoch)."""
+        if self._patch_batches is None:
+            raise RuntimeError("ConCutMixMethod.on_epoch_start(epoch) must run before a training step")
+        patches = next(self._patch_batches)
+        return Batch(patches.images[:batch_size], patches.labels[:batch_size], patches.indices[:batch_size])
