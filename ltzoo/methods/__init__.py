@@ -8,7 +8,9 @@ from functools import partial
 from typing import Any, Callable
 
 from .base import TrainingMethod, TrainSet, unwrap
+from .bcl import BCLMethod
 from .cmo import CMO
+from .concutmix import ConCutMixMethod
 from .smcl import SMCL
 from .supervised import SupervisedMethod, build_base_loss
 
@@ -18,6 +20,8 @@ METHODS: dict[str, Callable[..., TrainingMethod]] = {
     "ce_drw": partial(SupervisedMethod, loss="ce", drw_start=160),
     "ldam_drw": partial(SupervisedMethod, loss="ldam", drw_start=160),
     "bsce": partial(SupervisedMethod, loss="bs"),
+    "bcl": BCLMethod,
+    "concutmix": ConCutMixMethod,
     "smcl": SMCL,
 }
 
@@ -35,4 +39,7 @@ def build_method(name: str, class_counts: Sequence[int], epochs: int, **options:
     return factory(class_counts=class_counts, epochs=epochs, **options)
 
 
-__all__ = ["METHODS", "CMO", "SMCL", "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "unwrap"]
+__all__ = [
+    "METHODS", "BCLMethod", "CMO", "ConCutMixMethod", "SMCL", "SupervisedMethod", "TrainSet", "TrainingMethod",
+    "build_base_loss", "build_method", "unwrap",
+]
