@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torch import nn
 
+import ltzoo
+from ltzoo.data import ArrayLoader, Batch, img_num_per_cls
 from ltzoo.losses import BalancedContrastiveLoss
+from ltzoo.methods import BCLMethod, build_method
+from ltzoo.models import NormedLinear, inference_state_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
+
+from training.config import load_config  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -103,3 +117,111 @@ def test_loss_is_float32_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = BalancedContrastiveLoss(0.1)(anchors, torch.tensor([0, 1, 0, 1]), unit_rows(2, 3, seed=5).bfloat16())
     assert loss.dtype == torch.float32
+
+
+# --- the method ------------------------------------------------------------------------------------------------------
+
+CIFAR100_IF100 = img_num_per_cls(500, 100, 100)
+CONFIGS = sorted((ROOT / "training" / "configs").glob("*_bcl_*.yaml"))
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+
+
+def with_heads(model: nn.Module, method: BCLMethod) -> nn.Module:
+    model.train_heads.update(ltzoo.models.build_train_heads(method.heads_spec(model.num_features)))
+    return model
+
+
+class ClassVectorsOnly(nn.Module):
+    """The parts `class_prototypes` reads: a cosine `fc` and the training-only heads."""
+
+    def __init__(self, num_features: int, num_classes: int, method: BCLMethod) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.fc = NormedLinear(num_features, num_classes, scale=30.0)
+        self.train_heads = nn.ModuleDict()
+        with_heads(self, method)
+
+
+@pytest.mark.parametrize("num_classes", [10, 100, 1000])
+def test_prototypes_are_one_per_class(num_classes):
+    method = BCLMethod(np.ones(num_classes, dtype=int), epochs=1)
+    raw, prototypes = method.class_prototypes(ClassVectorsOnly(64, num_classes, method))
+    assert raw.shape == prototypes.shape == (num_classes, 128)
+    torch.testing.assert_close(prototypes.norm(dim=1), torch.ones(num_classes))
+
+
+@pytest.mark.parametrize(("tau", "head", "tail"), [(1.0, 3.0770357, 7.6822059), (0.9, 3.1742031, 7.3188564)])
+def test_classification_term_is_the_logit_adjusted_ce_with_the_methods_tau(tau, head, tail):
+    loss = BCLMethod(CIFAR100_IF100, epochs=1, tau=tau).classification(torch.zeros(2, 100), torch.tensor([0, 99]))
+    assert loss.item() == pytest.approx((head + tail) / 2, abs=1e-6)
+
+
+@pytest.mark.parametrize(("num_features", "hidden", "feat_dim", "params"), [(64, 512, 128, 99_968),
+                                                                            (2048, 2048, 1024, 6_298_624)])
+def test_each_training_head_has_the_spec_parameter_count(num_features, hidden, feat_dim, params):
+    spec = BCLMethod([3, 1], epochs=1, feat_dim=feat_dim, head_hidden=hidden).heads_spec(num_features)
+    heads = ltzoo.models.build_train_heads(spec)
+    assert set(heads) == {"head", "head_fc"}
+    assert [sum(p.numel() for p in heads[name].parameters()) for name in ("head", "head_fc")] == [params, params]
+
+
+def test_heads_stay_out_of_the_inference_state_dict_and_logits_are_bounded_by_the_scale():
+    method = BCLMethod(np.ones(10, dtype=int), epochs=1)
+    model = with_heads(ltzoo.create_model("resnet32_bcl_cifar10_lt"), method).eval()
+    assert not any("head" in key.split(".")[0] for key in inference_state_dict(model))
+    assert {key.split(".")[1] for key in model.state_dict() if key.startswith("train_heads.")} == {"head", "head_fc"}
+    with torch.no_grad():
+        logits = model(torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert logits.abs().max() <= 30.0 + 1e-4
+
+
+def tiny_batch(method: BCLMethod) -> Batch:
+    labels = np.array([0, 0, 0, 1, 1, 2, 3, 3])
+    images = np.random.default_rng(0).integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8)
+    loader = ArrayLoader(images, labels, 8, method.cifar_transform(MEAN, STD), seed=0)
+    return next(iter(loader))
+
+
+def test_a_training_step_trains_the_backbone_the_classifier_and_both_heads():
+    method = BCLMethod([3, 2, 1, 2], epochs=1)
+    torch.manual_seed(0)
+    model = with_heads(ltzoo.create_model("resnet32_bcl_cifar10_lt", num_classes=4), method)
+    loss, logs = method.training_step(model, tiny_batch(method), epoch=0)
+    loss.backward()
+    assert torch.isfinite(loss) and set(logs) == {"loss", "ce", "bcl"}
+    torch.testing.assert_close(loss, method.alpha * logs["ce"] + method.beta * logs["bcl"])
+    for name in ("fc.weight", "train_heads.head.net.0.weight", "train_heads.head_fc.net.0.weight", "conv1.weight"):
+        assert model.get_parameter(name).grad.abs().sum() > 0, name
+
+
+def test_a_single_view_batch_is_a_clear_error():
+    method = BCLMethod([3, 2], epochs=1)
+    batch = Batch(torch.zeros(2, 3, 32, 32), torch.tensor([0, 1]), torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="three views"):
+        method.training_step(nn.Identity(), batch, 0)
+
+
+@pytest.mark.parametrize("cl_views", ["sim-sim", "sim-rand", "rand-rand"])
+def test_image_views_give_three_normalised_crops(cl_views):
+    transform = BCLMethod([3, 2], epochs=1, cl_views=cl_views).image_transform((0.485, 0.456, 0.406),
+                                                                                (0.229, 0.224, 0.225), size=64)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 96, 3), dtype=np.uint8))
+    views = transform(image)
+    assert len(views) == 3 and all(v.shape == (3, 64, 64) and v.dtype == torch.float32 for v in views)
+
+
+def test_unknown_views_are_an_error():
+    with pytest.raises(ValueError, match="cl_views"):
+        BCLMethod([3, 2], epochs=1, cl_views="randstack-randstack")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_configs_load_and_build_the_method(path):
+    cfg = load_config(path)
+    num_classes = ltzoo.registry.get_pretrained_cfg(cfg.full_name)["num_classes"]
+    options = {k: v for k, v in cfg.method.items() if k != "name"}
+    assert type(build_method(cfg.method["name"], np.arange(num_classes) + 2, cfg.epochs, **options)) is BCLMethod
+
+
+def test_there_is_a_config_for_every_bcl_entry():
+    assert sorted(p.stem for p in CONFIGS) == sorted(ltzoo.list_models("*_bcl_*", include_tags=True))
