@@ -87,10 +87,12 @@ def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, config_path: str
 
 
 def param_groups(model: torch.nn.Module, backbone_lr_scale: float) -> list[dict]:
-    """Classifier (and embedding) at the base LR, the rest at `backbone_lr_scale` × base (ltzoo.scheduler.set_lr)."""
-    head = [p for n, p in model.named_parameters() if n.startswith(("fc.", "embed."))]
+    """Classifier (and embedding) at the base LR, the rest at `backbone_lr_scale` × base (ltzoo.scheduler.set_lr).
+    Frozen parameters (requires_grad False, e.g. a linear probe's backbone) are not in the optimizer."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    head = [p for n, p in trainable if n.startswith(("fc.", "embed."))]
     head_ids = {id(p) for p in head}
-    rest = [p for p in model.parameters() if id(p) not in head_ids]
+    rest = [p for _, p in trainable if id(p) not in head_ids]
     return [{"params": rest, "lr_scale": backbone_lr_scale}, {"params": head, "lr_scale": 1.0}]
 
 
@@ -144,6 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         model.train_heads.update(ltzoo.models.build_train_heads(heads_spec))
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    try:
+        method.prepare_model(model)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
     optimizer = torch.optim.SGD(param_groups(model, cfg.optim.backbone_lr_scale), lr=cfg.optim.lr,
                                 momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
                                 nesterov=cfg.optim.nesterov)

@@ -69,6 +69,11 @@ class TrainingMethod:
     def bind_data(self, train_set: TrainSet) -> None:
         """Called once before training with the training split; methods with a second stream build it here."""
 
+    def prepare_model(self, model: nn.Module) -> None:
+        """Called once on the fresh model (heads attached, before the optimizer, device placement and any resume):
+        e.g. a second stage loads the first stage's weights and freezes parameters (requires_grad False parameters
+        stay out of the optimizer), or a method builds state that mirrors the model."""
+
     def on_epoch_start(self, epoch: int) -> None:
         """Per-epoch schedule changes (e.g. DRW weights, a second stream's `set_epoch`)."""
 
