@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -96,13 +97,21 @@ def param_groups(model: torch.nn.Module, backbone_lr_scale: float) -> list[dict]
     return [{"params": rest, "lr_scale": backbone_lr_scale}, {"params": head, "lr_scale": 1.0}]
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 over every tensor of the state dict, in key order: equal digests mean bitwise-equal weights."""
+def state_digest(state: dict[str, Any]) -> str:
+    """sha256 over a state dict in key order (tensors bitwise, other values by repr): equal digests, equal states."""
     digest = hashlib.sha256()
-    for key, value in model.state_dict().items():
+    for key, value in state.items():
         digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # 0-d too
+        if isinstance(value, torch.Tensor):
+            digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # 0-d too
+        else:
+            digest.update(repr(value).encode())
     return digest.hexdigest()
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 over every tensor of the model's state dict: equal digests mean bitwise-equal weights."""
+    return state_digest(model.state_dict())
 
 
 def hardware(accelerator: Accelerator) -> str:
@@ -208,6 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"[rank {accelerator.process_index}/{accelerator.num_processes}] final weights sha256 "
           f"{weights_digest(accelerator.unwrap_model(model))}; global batch "
           f"{cfg.data.batch_size // accelerator.num_processes} x {accelerator.num_processes}", flush=True)
+    if method.state_dict():  # e.g. a MoCo queue: every process must hold the same
+        print(f"[rank {accelerator.process_index}/{accelerator.num_processes}] method state sha256 "
+              f"{state_digest(method.state_dict())}", flush=True)
     if accelerator.is_main_process and not args.no_export:
         out = export_release(accelerator.unwrap_model(model), cfg, args.config, heads_spec=heads_spec,
                              train_seconds=elapsed, hardware=hardware(accelerator),
