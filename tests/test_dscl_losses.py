@@ -149,8 +149,9 @@ def test_pbsd_hand_case_at_t1_is_the_closed_form():
 
 def pbsd_case(seed: int):
     generator = torch.Generator().manual_seed(seed)
-    unit = lambda *shape: F.normalize(torch.randn(*shape, generator=generator, dtype=torch.float64), dim=-1)  # noqa: E731
-    return unit(3, 5, 4), unit(3, 5, 4), unit(3, 4), unit(6, 4)  # students, teachers, keys, memory
+    students, teachers, keys, memory = (torch.randn(*shape, generator=generator, dtype=torch.float64)
+                                        for shape in ((3, 5, 4), (3, 5, 4), (3, 4), (6, 4)))
+    return tuple(F.normalize(x, dim=-1) for x in (students, teachers, keys, memory))
 
 
 def test_pbsd_is_a_mean_over_images_and_patches_of_the_soft_cross_entropy():
