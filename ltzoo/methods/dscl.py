@@ -1,0 +1,322 @@
+"""DSCL, decoupled supervised contrastive learning with patch-based self distillation (dscl §2–§3), in two stages:
+
+- `DSCLMethod` ("dscl", stage 1): MoCo-style representation learning, L = L_DSCL + λ_pbsd · L_PBSD;
+- `DSCLProbe` ("dscl_probe", stage 2): a class-balanced linear probe on the frozen stage-1 encoder, whose BN running
+  statistics are re-estimated on the probe's stream (`probe_bn: train`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.hooks import RemovableHandle
+from torchvision.ops import roi_align
+
+from ..augment.dscl_crops import DSCLViews, PerImageViews, dscl_views
+from ..data.batch_transforms import (
+    BatchTransform,
+    ColorJitter,
+    Compose,
+    GaussianBlur,
+    Normalize,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+)
+from ..data.loader import ArrayLoader, Batch
+from ..data.samplers import ClassAwareSampler
+from ..losses import CrossEntropyLoss, DSCLLoss, PBSDLoss, upcast
+from ..models.base import TRAIN_HEADS_PREFIX
+from .base import TrainingMethod, TrainSet, unwrap
+from .moco import KEY_BNS, QUEUE_INITS, MemoryQueue, MoCo, MomentumKeyEncoder, check_queue_size
+
+PROJECTION_HEAD = "proj"
+PROJECTION = "projection"  # the key `attach_projection` adds to the model's return_features dict
+PROBE_BNS = ("train", "eval")
+PROBE_SEED_OFFSET = 2  # the probe stream's seeds derive from (run seed + 2, rank): never the main loader's stream
+
+
+def _add_projection(module: nn.Module, args: Any, output: Any) -> Any:
+    if isinstance(output, dict):
+        output[PROJECTION] = module.train_heads[PROJECTION_HEAD](output["features"])
+    return output
+
+
+def attach_projection(model: nn.Module) -> RemovableHandle:
+    """Make `model(x, return_features=True)` also return `projection` = g(features) from `train_heads["proj"]`.
+
+    The head must run inside the model's forward: under DDP a parameter used outside it (after the forward
+    returned) is reported "marked ready twice" at backward. A forward hook on the ltzoo model does this without
+    changing the model's interface; plain `model(x)` (logits) is untouched.
+    """
+    return unwrap(model).register_forward_hook(_add_projection)
+
+
+def embed(encoder: nn.Module, images: Tensor) -> Tensor:
+    """normalize(g(f(x))) in float32, through the encoder's forward (DDP-safe): DSCL's queries, students and keys."""
+    return F.normalize(upcast(encoder(images, return_features=True)[PROJECTION]), dim=1)
+
+
+def roi_features(feature_map: Tensor, boxes: Tensor, spatial_scale: float, output_size: int = 2) -> Tensor:
+    """Patch features from the CAM-layer map: ROIAlign(U_i, box_ij, output_size², spatial_scale, adaptive sampling,
+    aligned=False) averaged over its output grid; `boxes` (B, L, 4) in view pixels → (B, L, C)."""
+    batch, count = boxes.shape[:2]
+    image_index = torch.arange(batch, device=boxes.device).repeat_interleave(count)[:, None]
+    rois = torch.cat([image_index.to(boxes.dtype), boxes.flatten(0, 1)], dim=1).to(feature_map.dtype)
+    pooled = roi_align(feature_map, rois, output_size, spatial_scale=spatial_scale, sampling_ratio=-1, aligned=False)
+    return pooled.mean(dim=(2, 3)).view(batch, count, -1)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(unwrap(model).parameters()).device
+
+
+def _like(images: Tensor, reference: Tensor, device: torch.device) -> Tensor:
+    """`images` on `device` in `reference`'s memory format (channels_last or not)."""
+    channels_last = reference.dim() == 4 and reference.is_contiguous(memory_format=torch.channels_last)
+    return images.to(device).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def dscl_item(batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(x^q, x^k, patches (B, L, C, P, P), boxes (B, L, 4)) of a DSCL batch; a clear error for other loaders."""
+    if not isinstance(batch.images, (tuple, list)) or len(batch.images) != 4:
+        raise TypeError("DSCL needs (query, key, patches, boxes) per image: build the training loader with the "
+                        "method's `cifar_transform` (CIFAR) or `image_transform` (per-image datasets)")
+    query, key, patches, boxes = batch.images
+    return query, key, patches, boxes
+
+
+class DSCLMethod(TrainingMethod):
+    """Stage 1 (§2.3). Per step: queries q = normalize(g_q(f_q(x^q))) and the query's CAM-layer map U; patch teachers
+    c_ij = normalize(g_q(ROIAlign(U_i, box_ij))) without gradient; patch students s_ij = normalize(g_q(f_q(patch_ij)))
+    in `num_patches` separate passes; the EMA update θ_k ← m·θ_k + (1 − m)·θ_q, then the keys; L_DSCL over the
+    queries, keys and the queue, L_PBSD against the queue as it was before this batch; then the keys are enqueued.
+
+    g_q is the training-only head `proj` (Linear → ReLU → Linear, no BN). The key encoder and the queue (`moco`)
+    are built by `prepare_model` and are this method's checkpointed state.
+    """
+
+    name = "dscl"
+
+    def __init__(
+        self,
+        class_counts: Sequence[int],
+        epochs: int,
+        temperature: float = 0.07,
+        beta: float | None = 8.0,
+        pbsd_weight: float = 1.5,
+        momentum: float = 0.999,
+        queue_size: int = 65536,
+        queue_init: str = "masked",
+        feat_dim: int = 128,
+        head_hidden: int = 2048,
+        key_bn: str = "split",
+        bn_splits: int = 2,
+        num_patches: int = 5,
+        patch_size: int = 64,
+        patch_scale: Sequence[float] = (0.05, 0.6),
+        global_scale: Sequence[float] = (0.08, 1.0),
+        blur: bool = True,
+        roi_output: int = 2,
+    ) -> None:
+        super().__init__(class_counts, epochs)
+        self.dscl = DSCLLoss(temperature, beta)
+        self.pbsd = PBSDLoss(temperature)
+        self.pbsd_weight, self.momentum = float(pbsd_weight), float(momentum)
+        self.queue_size, self.queue_init = queue_size, queue_init
+        self.feat_dim, self.head_hidden = feat_dim, head_hidden
+        self.key_bn, self.bn_splits = key_bn, bn_splits
+        self.num_patches, self.patch_size = num_patches, patch_size
+        self.patch_scale, self.global_scale, self.blur = tuple(patch_scale), tuple(global_scale), blur
+        self.roi_output = roi_output
+        self.seed = 0
+        self.moco: MoCo | None = None
+        for option, value, allowed in (("queue_init", queue_init, QUEUE_INITS), ("key_bn", key_bn, KEY_BNS)):
+            if value not in allowed:
+                raise ValueError(f"unknown {option} {value!r}; choose one of {', '.join(allowed)}")
+
+    def views(self, mean: Sequence[float], std: Sequence[float], size: int) -> DSCLViews:
+        return dscl_views(mean, std, size, self.global_scale, self.num_patches, self.patch_size, self.patch_scale,
+                          self.blur)
+
+    def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
+        """The batched DSCL item of §5 on 32-px CIFAR images."""
+        return self.views(mean, std, 32)
+
+    def image_transform(self, mean: Sequence[float], std: Sequence[float], size: int = 224) -> PerImageViews:
+        """The DSCL item of §2.2 for a per-image dataset (one PIL image in, four tensors out)."""
+        return PerImageViews(self.views(mean, std, size))
+
+    def heads_spec(self, num_features: int) -> dict[str, dict[str, Any]]:
+        return {PROJECTION_HEAD: {"type": "mlp", "in_features": num_features, "hidden": self.head_hidden,
+                                  "out_features": self.feat_dim, "batch_norm": False}}
+
+    def bind_data(self, train_set: TrainSet) -> None:
+        """Check K against the global batch now (a clear error before training) and take the run seed."""
+        check_queue_size(self.queue_size, train_set.batch_size * train_set.world_size)
+        self.seed = train_set.seed
+
+    def prepare_model(self, model: nn.Module) -> None:
+        """Attach the projection to the model's forward and build the key encoder (a copy of f_q, g_q) and the queue."""
+        attach_projection(model)
+        key_encoder = MomentumKeyEncoder(unwrap(model), embed, self.momentum, self.key_bn, self.bn_splits)
+        queue = MemoryQueue(self.queue_size, self.feat_dim, self.num_classes, self.queue_init, seed=self.seed)
+        self.moco = MoCo(key_encoder, queue)
+
+    def _moco_on(self, device: torch.device) -> MoCo:
+        if self.moco is None:
+            raise RuntimeError("DSCLMethod.prepare_model(model) must run before training")
+        if self.moco.queue.features.device != device:
+            self.moco.to(device)
+        return self.moco
+
+    @torch.no_grad()
+    def patch_teachers(self, model: nn.Module, feature_map: Tensor, boxes: Tensor, view_size: int) -> Tensor:
+        """c_ij = normalize(g_q(ROIAlign(U_i, box_ij))) (B, L, d), never with a gradient."""
+        pooled = roi_features(feature_map.detach(), boxes, feature_map.shape[-1] / view_size, self.roi_output)
+        return F.normalize(upcast(unwrap(model).train_heads[PROJECTION_HEAD](pooled)), dim=-1)
+
+    def patch_students(self, model: nn.Module, patches: Tensor, reference: Tensor) -> Tensor:
+        """s_ij (B, L, d): one pass of the B patches of each index j (BN statistics per pass, as official)."""
+        device = reference.device
+        return torch.stack([embed(model, _like(patches[:, j], reference, device)) for j in range(patches.shape[1])],
+                           dim=1)
+
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, float]]:
+        device = _device_of(model)
+        query_view, key_view, patches, boxes = dscl_item(batch)
+        query_view, labels = _like(query_view, query_view, device), batch.labels.to(device)
+        moco = self._moco_on(device)
+        out = model(query_view, return_features=True)
+        queries = F.normalize(upcast(out[PROJECTION]), dim=1)
+        teachers = self.patch_teachers(model, out["feature_map"], boxes.to(device), query_view.shape[-1])
+        students = self.patch_students(model, patches, query_view)
+        keys = moco.keys(unwrap(model), _like(key_view, query_view, device))
+        memory, memory_labels = moco.queue.contents()
+        dscl = self.dscl(queries, keys, labels, memory, memory_labels)
+        pbsd = self.pbsd(students, teachers, keys, memory)
+        moco.queue.enqueue(keys, labels)
+        loss = dscl + self.pbsd_weight * pbsd
+        return loss, {"loss": loss.detach(), "dscl": dscl.detach(), "pbsd": pbsd.detach(),
+                      "queue_filled": float(moco.queue.filled)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.moco is None else self.moco.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.moco is None:
+            raise RuntimeError("DSCLMethod.prepare_model(model) must run before its state is loaded")
+        self.moco.load_state_dict(state)
+
+
+def load_encoder(model: nn.Module, source: str | Path) -> None:
+    """Load a stage-1 encoder into `model`: every tensor of the checkpoint's `model.safetensors` (or of the given
+    .safetensors file) except the classifier `fc.*` and the training-only heads; BN buffers included. A DDP
+    `module.` prefix is dropped. Anything else missing or unexpected is an error."""
+    path = Path(source).expanduser()
+    file = path / "model.safetensors" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"no stage-1 weights at {file}: point init_from at stage 1's last checkpoint "
+                                "directory (<run_dir>/checkpoints/epoch_NNNN) or a .safetensors file")
+    state = {key.removeprefix("module."): value for key, value in load_file(str(file)).items()}
+    encoder = {key: value for key, value in state.items() if not key.startswith(("fc.", TRAIN_HEADS_PREFIX))}
+    result = unwrap(model).load_state_dict(encoder, strict=False)
+    missing = [key for key in result.missing_keys if not key.startswith(("fc.", TRAIN_HEADS_PREFIX))]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"{file} does not fit {type(unwrap(model)).__name__}: missing {missing[:5]}, "
+                         f"unexpected {result.unexpected_keys[:5]}")
+
+
+class DSCLProbe(TrainingMethod):
+    """Stage 2 (§3): a linear classifier on the frozen stage-1 encoder, trained with plain CE on a class-balanced
+    stream (a class uniformly, then an image uniformly within it; |D| draws per epoch).
+
+    `prepare_model` loads the encoder from `init_from` (backbone weights and BN buffers, without g_q), re-initialises
+    fc with N(0, `fc_std`²) weights and zero bias and freezes everything else. `probe_bn: train` (official, default)
+    keeps BN in train mode so its running statistics are re-estimated on the probe's 32/224-px stream (stage 1's
+    statistics are dominated by patch passes); `eval` keeps them frozen (only for an encoder whose BN was
+    recalibrated on full-size images).
+
+    The class-balanced stream is the method's own loader, built in `bind_data` (CIFAR arrays): the ordinary loader
+    only paces the epoch, so its transform does no augmentation work.
+    """
+
+    name = "dscl_probe"
+
+    def __init__(
+        self,
+        class_counts: Sequence[int],
+        epochs: int,
+        init_from: str,
+        probe_bn: str = "train",
+        fc_std: float = 0.01,
+        crop_scale: Sequence[float] = (0.08, 1.0),
+        blur: bool = True,
+    ) -> None:
+        super().__init__(class_counts, epochs)
+        if probe_bn not in PROBE_BNS:
+            raise ValueError(f"unknown probe_bn {probe_bn!r}; choose one of {', '.join(PROBE_BNS)}")
+        self.init_from, self.probe_bn, self.fc_std = init_from, probe_bn, fc_std
+        self.crop_scale, self.blur = tuple(crop_scale), blur
+        self.loss = CrossEntropyLoss()
+        self.stream: ArrayLoader | None = None
+        self._batches: Any = None
+
+    def probe_transform(self, mean: Sequence[float], std: Sequence[float], size: int) -> Compose:
+        """§3.4 / §5: RandomResizedCrop(size, crop_scale) → jitter(0.4, 0.4, 0.4, 0.1) p 0.8 → grayscale p 0.2 →
+        [blur p 0.5] → flip → Normalize."""
+        blur: list[BatchTransform] = [GaussianBlur(0.5, sigma=(0.1, 2.0))] if self.blur else []
+        return Compose([RandomResizedCrop(size, scale=self.crop_scale), ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+                        RandomGrayscale(0.2), *blur, RandomHorizontalFlip(0.5), Normalize(mean, std)])
+
+    def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
+        """The ordinary loader's transform: none (its batches only pace the epoch; see `bind_data`)."""
+        return Compose([])
+
+    def bind_data(self, train_set: TrainSet) -> None:
+        """The class-balanced stream: per process ⌈|D| / world⌉ draws per epoch at the per-process batch, so it has the
+        ordinary loader's length; each process draws independently (seeded by run seed and rank)."""
+        if train_set.images is None:
+            raise NotImplementedError("dscl_probe builds its class-balanced stream from CIFAR arrays; per-image "
+                                      "datasets need the training loader to take the method's sampler")
+        draws = -(-len(train_set.labels) // train_set.world_size)
+        seed = int(np.random.SeedSequence([train_set.seed + PROBE_SEED_OFFSET, train_set.rank]).generate_state(1)[0])
+        sampler = ClassAwareSampler(train_set.labels, kind="class_balanced", num_samples=draws, seed=seed)
+        height = train_set.images.shape[1]
+        self.stream = ArrayLoader(train_set.images, train_set.labels, train_set.batch_size,
+                                  self.probe_transform(train_set.mean, train_set.std, height), sampler=sampler,
+                                  seed=seed, channels_last=train_set.channels_last)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if self.stream is None:
+            raise RuntimeError("DSCLProbe.bind_data(train_set) must run before training")
+        self.stream.set_epoch(epoch)
+        self._batches = iter(self.stream)
+
+    def prepare_model(self, model: nn.Module) -> None:
+        """Load the stage-1 encoder, re-initialise fc, freeze everything but fc."""
+        inner = unwrap(model)
+        load_encoder(inner, self.init_from)
+        nn.init.normal_(inner.fc.weight, std=self.fc_std)
+        nn.init.zeros_(inner.fc.bias)
+        for name, parameter in inner.named_parameters():
+            parameter.requires_grad_(name.startswith("fc."))
+
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, float]]:
+        if self.probe_bn == "eval":
+            for module in unwrap(model).modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        drawn = next(self._batches)
+        device = _device_of(model)
+        logits = model(drawn.images.to(device))
+        loss = self.loss(logits, drawn.labels.to(device))
+        return loss, {"loss": loss.detach()}
