@@ -11,6 +11,7 @@ from .base import TrainingMethod, TrainSet, unwrap
 from .bcl import BCLMethod
 from .cmo import CMO
 from .concutmix import ConCutMixMethod
+from .dscl import DSCLMethod, DSCLProbe
 from .smcl import SMCL
 from .supervised import SupervisedMethod, build_base_loss
 
@@ -22,6 +23,8 @@ METHODS: dict[str, Callable[..., TrainingMethod]] = {
     "bsce": partial(SupervisedMethod, loss="bs"),
     "bcl": BCLMethod,
     "concutmix": ConCutMixMethod,
+    "dscl": DSCLMethod,
+    "dscl_probe": DSCLProbe,
     "smcl": SMCL,
 }
 
@@ -40,6 +43,6 @@ def build_method(name: str, class_counts: Sequence[int], epochs: int, **options:
 
 
 __all__ = [
-    "METHODS", "BCLMethod", "CMO", "ConCutMixMethod", "SMCL", "SupervisedMethod", "TrainSet", "TrainingMethod",
-    "build_base_loss", "build_method", "unwrap",
+    "METHODS", "BCLMethod", "CMO", "ConCutMixMethod", "DSCLMethod", "DSCLProbe", "SMCL", "SupervisedMethod",
+    "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "unwrap",
 ]
