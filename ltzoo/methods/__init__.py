@@ -12,6 +12,7 @@ from .bcl import BCLMethod
 from .cmo import CMO
 from .concutmix import ConCutMixMethod
 from .dscl import DSCLMethod, DSCLProbe
+from .lsm import LSMMethod
 from .smcl import SMCL
 from .supervised import SupervisedMethod, build_base_loss
 
@@ -21,6 +22,9 @@ METHODS: dict[str, Callable[..., TrainingMethod]] = {
     "ce_drw": partial(SupervisedMethod, loss="ce", drw_start=160),
     "ldam_drw": partial(SupervisedMethod, loss="ldam", drw_start=160),
     "bsce": partial(SupervisedMethod, loss="bs"),
+    "ce_lsm": partial(LSMMethod, base_loss="ce"),
+    "ce_drw_lsm": partial(LSMMethod, base_loss="ce_drw"),
+    "ldam_drw_lsm": partial(LSMMethod, base_loss="ldam_drw"),
     "bcl": BCLMethod,
     "concutmix": ConCutMixMethod,
     "dscl": DSCLMethod,
