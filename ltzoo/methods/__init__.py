@@ -47,6 +47,6 @@ def build_method(name: str, class_counts: Sequence[int], epochs: int, **options:
 
 
 __all__ = [
-    "METHODS", "BCLMethod", "CMO", "ConCutMixMethod", "DSCLMethod", "DSCLProbe", "SMCL", "SupervisedMethod",
-    "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "unwrap",
+    "METHODS", "BCLMethod", "CMO", "ConCutMixMethod", "DSCLMethod", "DSCLProbe", "LSMMethod", "SMCL",
+    "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "unwrap",
 ]
