@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -17,7 +18,8 @@ import ltzoo
 from ltzoo.data import ArrayLoader, Batch, img_num_per_cls
 from ltzoo.losses import BalancedContrastiveLoss
 from ltzoo.methods import BCLMethod, build_method
-from ltzoo.models import NormedLinear, inference_state_dict
+from ltzoo.methods.bcl import CONTRASTIVE_HEAD, PROTOTYPE_HEAD
+from ltzoo.models import inference_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
@@ -131,23 +133,14 @@ def with_heads(model: nn.Module, method: BCLMethod) -> nn.Module:
     return model
 
 
-class ClassVectorsOnly(nn.Module):
-    """The parts `class_prototypes` reads: a cosine `fc` and the training-only heads."""
-
-    def __init__(self, num_features: int, num_classes: int, method: BCLMethod) -> None:
-        super().__init__()
-        self.num_features = num_features
-        self.fc = NormedLinear(num_features, num_classes, scale=30.0)
-        self.train_heads = nn.ModuleDict()
-        with_heads(self, method)
-
-
 @pytest.mark.parametrize("num_classes", [10, 100, 1000])
 def test_prototypes_are_one_per_class(num_classes):
     method = BCLMethod(np.ones(num_classes, dtype=int), epochs=1)
-    raw, prototypes = method.class_prototypes(ClassVectorsOnly(64, num_classes, method))
-    assert raw.shape == prototypes.shape == (num_classes, 128)
-    torch.testing.assert_close(prototypes.norm(dim=1), torch.ones(num_classes))
+    model = with_heads(timm.create_model("resnet32_cifar", num_classes=num_classes, classifier="cosine",
+                                         cosine_scale=30.0), method)
+    out = method.model_outputs(model, torch.randn(2, 3, 32, 32))
+    assert out[PROTOTYPE_HEAD].shape == (num_classes, 128)
+    assert out[CONTRASTIVE_HEAD].shape == (2, 128)
 
 
 @pytest.mark.parametrize(("tau", "head", "tail"), [(1.0, 3.0770357, 7.6822059), (0.9, 3.1742031, 7.3188564)])

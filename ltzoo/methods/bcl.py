@@ -15,7 +15,7 @@ from torchvision import transforms
 from ..data.batch_transforms import BatchTransform, MultiView, cifar_autoaugment_transform, cifar_contrastive_transform
 from ..data.loader import Batch
 from ..losses import BalancedContrastiveLoss, LogitAdjustedLoss, upcast
-from .base import TrainingMethod, unwrap
+from .base import TrainingMethod
 
 # `cl_views` -> the two contrastive views (v1, v2) of §2.2
 CL_VIEWS = {"sim-sim": ("sim", "sim"), "sim-rand": ("rand", "sim"), "rand-rand": ("rand", "rand")}
@@ -104,18 +104,17 @@ class BCLMethod(TrainingMethod):
                "batch_norm": True}
         return {CONTRASTIVE_HEAD: dict(mlp), PROTOTYPE_HEAD: dict(mlp)}
 
-    def class_prototypes(self, model: nn.Module) -> tuple[Tensor, Tensor]:
-        """(q, p): q_c = head_fc(w_c) over the (C, d) class vectors of the cosine `fc`, p_c = q_c/‖q_c‖."""
-        inner = unwrap(model)
-        raw = inner.train_heads[PROTOTYPE_HEAD](inner.fc.class_vectors())
-        return raw, F.normalize(upcast(raw), dim=1)
+    def model_outputs(self, model: nn.Module, images: Tensor) -> dict[str, Tensor]:
+        """One forward with `head` on the features and `head_fc` on the (C, d) class vectors of the cosine `fc`
+        (q_c = head_fc(w_c)), both inside the model's — possibly DDP-wrapped — forward."""
+        return model(images, return_features=True, heads=(CONTRASTIVE_HEAD,), class_heads=(PROTOTYPE_HEAD,))
 
     def forward_views(self, model: nn.Module, classification_view: Tensor, view1: Tensor, view2: Tensor) -> BCLForward:
         """One forward of the concatenated views through `model` (DDP-safe), then `head` on all 3B features."""
         batch = classification_view.shape[0]
-        out = model(torch.cat([classification_view, view1, view2]), return_features=True)
-        projections = unwrap(model).train_heads[CONTRASTIVE_HEAD](out["features"])
-        raw_prototypes, prototypes = self.class_prototypes(model)
+        out = self.model_outputs(model, torch.cat([classification_view, view1, view2]))
+        projections, raw_prototypes = out[CONTRASTIVE_HEAD], out[PROTOTYPE_HEAD]
+        prototypes = F.normalize(upcast(raw_prototypes), dim=1)
         return BCLForward(
             logits=out["logits"][:batch],
             projections=projections[:batch],

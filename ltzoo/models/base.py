@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -39,14 +41,27 @@ class LongTailClassifier(nn.Module):
         x = self.pool(x)
         return x if pre_logits else self.fc(x)
 
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Logits; with `return_features`, also the CAM-layer map and the pooled feature (one pass, for training
-        methods that need them, through the same — possibly DDP-wrapped — forward)."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        return_features: bool = False,
+        heads: Sequence[str] = (),
+        class_heads: Sequence[str] = (),
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Logits; with `return_features`, a dict with the CAM-layer map, the pooled feature, the logits and the
+        outputs of the named training-only heads — on the pooled features (`heads`) or on the classifier's class
+        vectors (`class_heads`, BCL's prototypes). Training methods call this through the (possibly DDP-wrapped)
+        model so every head runs inside the wrapped forward."""
         feature_map = self.forward_features(x)
         if not return_features:
             return self.forward_head(feature_map)
         features = self.pool(feature_map)
-        return {"feature_map": feature_map, "features": features, "logits": self.fc(features)}
+        out = {"feature_map": feature_map, "features": features, "logits": self.fc(features)}
+        for name in heads:
+            out[name] = self.train_heads[name](features)
+        for name in class_heads:
+            out[name] = self.train_heads[name](self.fc.class_vectors())
+        return out
 
     def get_classifier(self) -> nn.Module:
         return self.fc
