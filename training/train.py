@@ -213,7 +213,11 @@ def main(argv: list[str] | None = None) -> None:
         accelerator.log(stats, step=epoch + 1)
         save_checkpoint(accelerator, cfg, args.config, epoch, elapsed)
 
-    accelerator.end_training()
+    if accelerator.num_processes > 1:
+        # DDP broadcasts buffers (BatchNorm running stats) from rank 0 at the start of each forward, so after the last
+        # step every rank holds its own; take rank 0's, the ones checkpointed and exported, so all ranks end equal
+        for buffer in accelerator.unwrap_model(model).buffers():
+            torch.distributed.broadcast(buffer.data, src=0)
     print(f"[rank {accelerator.process_index}/{accelerator.num_processes}] final weights sha256 "
           f"{weights_digest(accelerator.unwrap_model(model))}; global batch "
           f"{cfg.data.batch_size // accelerator.num_processes} x {accelerator.num_processes}", flush=True)
@@ -226,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
                              precision=accelerator.mixed_precision, data_source=data.source)
         accelerator.print(f"release written to {out}")
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # last: it destroys the process group that wait_for_everyone needs
 
 
 if __name__ == "__main__":
