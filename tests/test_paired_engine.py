@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 import ltzoo
 from ltzoo.augment import PairedMinorityEngine, centred_boxes, opencv_finegrained_saliency, peaks, to_uint8_images
+from ltzoo.augment.paired import MINOR_SEED_OFFSET
 from ltzoo.augment.saliency import model_saliency, upsample
-from ltzoo.data import ArrayLoader
+from ltzoo.data import ArrayLoader, ClassAwareSampler
 from ltzoo.data.batch_transforms import cifar_train_transform
 from ltzoo.losses import class_balanced_weights
 from ltzoo.methods import CMO, TrainSet
@@ -269,3 +270,35 @@ def test_unknown_parts_are_named_errors(option, value):
 def test_training_before_bind_data_is_a_clear_error():
     with pytest.raises(RuntimeError, match="bind_data"):
         PairedMinorityEngine(EPOCHS).set_epoch(0)
+
+
+class IndexImages(torch.utils.data.Dataset):
+    """A split-file stand-in: image i is filled with the value i, its label is labels[i]."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return torch.full((3, 4, 4), float(index)), int(self.labels[index])
+
+
+def test_on_split_file_datasets_each_rank_draws_its_share_of_the_class_aware_order():
+    labels = np.repeat(np.arange(len(COUNTS)), COUNTS)
+    drawn = []
+    for rank in range(2):
+        train_set = TrainSet(labels, 8, 0, CIFAR_MEAN, CIFAR_STD, dataset=IndexImages(labels), rank=rank, world_size=2)
+        engine = PairedMinorityEngine(EPOCHS)
+        engine.bind_data(train_set, cifar_train_transform(CIFAR_MEAN, CIFAR_STD))
+        engine.set_epoch(4)
+        batches = [engine.draw_minor(4) for _ in range(4)]  # 64 draws / 2 ranks / batch 8
+        assert all(b.images.is_contiguous(memory_format=torch.channels_last) for b in batches)
+        indices = torch.cat([b.images[:, 0, 0, 0] for b in batches]).long()
+        assert torch.equal(torch.cat([b.labels for b in batches]), torch.as_tensor(labels)[indices])
+        drawn.append(indices)
+    sampler = ClassAwareSampler(labels, kind="cmo_uniform", seed=MINOR_SEED_OFFSET)
+    sampler.set_epoch(4)
+    order = torch.tensor(list(sampler))
+    assert torch.equal(drawn[0], order[0::2]) and torch.equal(drawn[1], order[1::2])
