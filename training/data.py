@@ -34,7 +34,11 @@ class BatchedDataLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         for images, labels in self.loader:
-            yield Batch(images.contiguous(memory_format=torch.channels_last), labels, torch.empty(0, dtype=torch.long))
+            if isinstance(images, (list, tuple)):  # multi-view transforms collate to a list of batches
+                images = tuple(view.contiguous(memory_format=torch.channels_last) for view in images)
+            else:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield Batch(images, labels, torch.empty(0, dtype=torch.long))
 
 
 @dataclass
@@ -105,6 +109,9 @@ def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
     batch = _per_rank_batch(data.batch_size, world_size)
 
     def make_train(method: TrainingMethod) -> BatchedDataLoader:
+        views = method.image_transform(info.mean, info.std)
+        if views is not None:
+            (train_set.dataset if isinstance(train_set, Subset) else train_set).transform = views
         method.bind_data(TrainSet(np.asarray(train_set.targets if not data.subset else
                                              [train_set.dataset.targets[i] for i in train_set.indices]),
                                   batch, cfg.seed, info.mean, info.std, dataset=train_set, rank=rank,

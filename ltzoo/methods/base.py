@@ -62,6 +62,11 @@ class TrainingMethod:
         """The batched CIFAR training transform (its output is `batch.images`)."""
         return cifar_train_transform(mean, std)
 
+    def image_transform(self, mean: Sequence[float], std: Sequence[float], size: int = 224) -> Any:
+        """Per-image training views for split-file benchmarks (may return a tuple of views); None keeps the
+        benchmark's standard training transform."""
+        return None
+
     def heads_spec(self, num_features: int) -> dict[str, dict[str, Any]] | None:
         """Training-only heads this method attaches to the model (JSON-able, see `build_train_heads`)."""
         return None
