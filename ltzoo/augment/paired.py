@@ -9,6 +9,7 @@ weights (`area`, `saliency`). The plain configuration (random box, per batch, pa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -67,12 +68,12 @@ class _RankSlice(Sampler[int]):
         self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return -(-len(self.sampler) // self.world_size)
+        return math.ceil(len(self.sampler) / self.world_size)
 
     def __iter__(self) -> Iterator[int]:
         order = list(self.sampler)
         total = len(self) * self.world_size
-        return iter((order * -(-total // len(order)))[:total][self.rank::self.world_size])
+        return iter((order * math.ceil(total / len(order)))[:total][self.rank::self.world_size])
 
 
 class _BatchedMinorityLoader:
