@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
 
     run_dir = cfg.resolved_run_dir()
     accelerator = Accelerator(
+        # on a machine without a GPU, say so: accelerate then forms a gloo group (MULTI_CPU) under torchrun-style
+        # launchers (`accelerate launch --multi_gpu`, `torchrun`) instead of N unrelated single-process runs
+        cpu=not torch.cuda.is_available(),
         mixed_precision=mixed_precision(cfg), log_with="tensorboard",
         # methods whose training-only heads sit out some iterations (e.g. SMCL's plain steps) leave them unused
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
