@@ -93,9 +93,12 @@ def test_split_undoes_its_permutation_in_eval_mode():
     torch.testing.assert_close(split(images()), plain(images()), rtol=1e-5, atol=1e-6)
 
 
-def test_split_needs_at_least_one_image_per_group():
-    with pytest.raises(ValueError, match="bn_splits"):
-        MomentumKeyEncoder(TinyEncoder(), embed, key_bn="split", bn_splits=4)(images(3))
+def test_split_takes_an_uneven_or_short_last_batch():
+    split, plain = split_and_plain(4)
+    split.eval()
+    plain.eval()
+    for batch in (7, 3):
+        torch.testing.assert_close(split(images(batch)), plain(images(batch)), rtol=1e-5, atol=1e-6)
 
 
 def test_no_process_group_means_world_size_one_and_identity_gather():

@@ -110,7 +110,9 @@ class MomentumKeyEncoder(nn.Module):
       broadcast), each process encodes its shard, the keys are gathered and un-permuted; then the BN buffers are
       broadcast from rank 0, as DDP does for the query encoder, so every rank holds (and checkpoints) the same state;
     - one process, `key_bn="split"`: the batch is permuted locally and encoded as `bn_splits` sub-batches, each
-      with its own BN statistics, then un-permuted; `key_bn="plain"`: one ordinary pass.
+      with its own BN statistics, then un-permuted (a batch not divisible by `bn_splits`, e.g. an epoch's last,
+      gives sub-batches differing by one image; one of fewer images than `bn_splits`, one image per sub-batch);
+      `key_bn="plain"`: one ordinary pass.
     """
 
     def __init__(self, query_encoder: nn.Module, embed: Embed, momentum: float = 0.999, key_bn: str = "split",
@@ -140,10 +142,9 @@ class MomentumKeyEncoder(nn.Module):
 
     def _split(self, images: Tensor) -> Tensor:
         batch = images.shape[0]
-        if batch < self.bn_splits:
-            raise ValueError(f"key_bn 'split' needs at least bn_splits={self.bn_splits} images, got {batch}")
         order = torch.randperm(batch, device=images.device)
-        keys = torch.cat([self.embed(self.encoder, images[part]) for part in order.tensor_split(self.bn_splits)])
+        groups = order.tensor_split(min(self.bn_splits, batch))
+        keys = torch.cat([self.embed(self.encoder, images[part]) for part in groups])
         return keys[torch.argsort(order)]
 
     def _shuffled_across_processes(self, images: Tensor) -> Tensor:
