@@ -67,11 +67,13 @@ def embed(encoder: nn.Module, images: Tensor) -> Tensor:
 
 def roi_features(feature_map: Tensor, boxes: Tensor, spatial_scale: float, output_size: int = 2) -> Tensor:
     """Patch features from the CAM-layer map: ROIAlign(U_i, box_ij, output_size², spatial_scale, adaptive sampling,
-    aligned=False) averaged over its output grid; `boxes` (B, L, 4) in view pixels → (B, L, C)."""
+    aligned=False) averaged over its output grid; `boxes` (B, L, 4) in view pixels → (B, L, C). Computed in float32
+    (a bf16 image index or box coordinate above 256 would be rounded)."""
     batch, count = boxes.shape[:2]
     image_index = torch.arange(batch, device=boxes.device).repeat_interleave(count)[:, None]
-    rois = torch.cat([image_index.to(boxes.dtype), boxes.flatten(0, 1)], dim=1).to(feature_map.dtype)
-    pooled = roi_align(feature_map, rois, output_size, spatial_scale=spatial_scale, sampling_ratio=-1, aligned=False)
+    rois = torch.cat([image_index.float(), boxes.flatten(0, 1).float()], dim=1)
+    pooled = roi_align(upcast(feature_map), rois, output_size, spatial_scale=spatial_scale, sampling_ratio=-1,
+                       aligned=False)
     return pooled.mean(dim=(2, 3)).view(batch, count, -1)
 
 
@@ -219,14 +221,14 @@ class DSCLMethod(TrainingMethod):
 
 def load_encoder(model: nn.Module, source: str | Path) -> None:
     """Load a stage-1 encoder into `model`: every tensor of the checkpoint's `model.safetensors` (or of the given
-    .safetensors file) except the classifier `fc.*` and the training-only heads; BN buffers included. A DDP
-    `module.` prefix is dropped. Anything else missing or unexpected is an error."""
+    .safetensors file) except the classifier `fc.*` and the training-only heads; BN buffers included. Anything
+    else missing or unexpected is an error."""
     path = Path(source).expanduser()
     file = path / "model.safetensors" if path.is_dir() else path
     if not file.is_file():
         raise FileNotFoundError(f"no stage-1 weights at {file}: point init_from at stage 1's last checkpoint "
                                 "directory (<run_dir>/checkpoints/epoch_NNNN) or a .safetensors file")
-    state = {key.removeprefix("module."): value for key, value in load_file(str(file)).items()}
+    state = load_file(str(file))
     encoder = {key: value for key, value in state.items() if not key.startswith(("fc.", TRAIN_HEADS_PREFIX))}
     result = unwrap(model).load_state_dict(encoder, strict=False)
     missing = [key for key in result.missing_keys if not key.startswith(("fc.", TRAIN_HEADS_PREFIX))]
