@@ -207,8 +207,7 @@ class DSCLMethod(TrainingMethod):
         pbsd = self.pbsd(students, teachers, keys, memory)
         moco.queue.enqueue(keys, labels)
         loss = dscl + self.pbsd_weight * pbsd
-        return loss, {"loss": loss.detach(), "dscl": dscl.detach(), "pbsd": pbsd.detach(),
-                      "queue_filled": float(moco.queue.filled)}
+        return loss, {"loss": loss.detach(), "dscl": dscl.detach(), "pbsd": pbsd.detach()}
 
     def state_dict(self) -> dict[str, Any]:
         return {} if self.moco is None else self.moco.state_dict()
