@@ -89,6 +89,7 @@ def method_bench(name: str, instrument: Callable[[TrainingMethod, dict[str, floa
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
         train_set = TrainSet(labels, BATCH_SIZE, 0, CIFAR_MEAN, CIFAR_STD, images=images)
         method.bind_data(train_set)
+        method.prepare_model(model)  # as train.py: after bind_data; builds e.g. DSCL's key encoder and queue
         loader = ArrayLoader(images, labels, BATCH_SIZE, method.cifar_transform(CIFAR_MEAN, CIFAR_STD), seed=0,
                              drop_last=True)
         bench = MethodBench(step=lambda: 0)
@@ -100,7 +101,9 @@ def method_bench(name: str, instrument: Callable[[TrainingMethod, dict[str, floa
 
         def step() -> int:
             batch = next(batches)
-            batch = type(batch)(batch.images.to(device, non_blocking=True), batch.labels.to(device), batch.indices)
+            images = (tuple(view.to(device, non_blocking=True) for view in batch.images)
+                      if isinstance(batch.images, tuple) else batch.images.to(device, non_blocking=True))
+            batch = type(batch)(images, batch.labels.to(device), batch.indices)
             with autocast:
                 loss, _ = method.training_step(model, batch, EPOCH)
             optimizer.zero_grad(set_to_none=True)
@@ -134,6 +137,15 @@ def time_patch_region(method: TrainingMethod, parts: dict[str, float]) -> None:
     engine.patch_region = timed_part(parts, "saliency pass + mask", engine.patch_region)
 
 
+def time_dscl_passes(method: TrainingMethod, parts: dict[str, float]) -> None:
+    """Time DSCL's five patch-student passes and its key side (EMA update + no-grad key pass with split BN)."""
+    method.patch_students = timed_part(parts, "patch students", method.patch_students)
+    method.moco.keys = timed_part(parts, "EMA + keys", method.moco.keys)
+
+
+DSCL_CIFAR = {"queue_size": 6144, "momentum": 0.99, "head_hidden": 512, "patch_size": 16, "global_scale": (0.2, 1.0),
+              "blur": False}  # dscl §5
+
 BENCHES: dict[str, Callable[[np.ndarray, np.ndarray, torch.device, str | None], MethodBench]] = {
     "ce": method_bench("ce"),
     "smcl (augmented step)": method_bench("smcl", time_saliency_pass, p_aug=1.0),
@@ -142,6 +154,7 @@ BENCHES: dict[str, Callable[[np.ndarray, np.ndarray, torch.device, str | None], 
     "ce_drw": method_bench("ce_drw"),
     "ce_drw_lsm (mixed step)": method_bench("ce_drw_lsm", time_patch_region, p_mix=1.0),
     "ce_drw_lsm (gate p=0.5)": method_bench("ce_drw_lsm", time_patch_region),
+    "dscl stage 1 (full queue)": method_bench("dscl", time_dscl_passes, queue_init="random", **DSCL_CIFAR),
 }
 
 
