@@ -37,24 +37,27 @@ def overlay_figure(image: np.ndarray, cam: np.ndarray, box: Sequence[int] | None
     return figure
 
 
-def save_cam_overlays(model: nn.Module, images: Tensor, labels: Tensor, mean: Sequence[float], std: Sequence[float],
-                      out_dir: str | Path, lam: float = 0.5, kind: str = "cam", target: str = "label",
-                      class_names: Sequence[str] | None = None) -> list[Path]:
+def save_cam_overlays(model: nn.Module, images: Tensor, labels: Tensor | None, mean: Sequence[float],
+                      std: Sequence[float], out_dir: str | Path, lam: float = 0.5, kind: str = "cam",
+                      target: str = "label", class_names: Sequence[str] | None = None) -> list[Path]:
     """Write `<out_dir>/cam_<i>.png` for uint8 RGB `images` (B, 3, H, W): the `minmax` CAM (or Grad-CAM) of each
-    label (or prediction) at input size, and the SMCL box of ratio λ centred on its peak. Returns the paths."""
+    label (of the prediction with `target="pred"` or without labels) at input size, and the SMCL box of ratio λ
+    centred on its peak. Returns the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     height, width = images.shape[-2:]
     normalised = Normalize(mean, std)(images)
     with torch.no_grad():
         predicted = model(normalised).argmax(dim=1)
-    maps = normalize_maps(upsample(model_saliency(model, normalised, labels, kind, target), (height, width)), "minmax")
+    targets = predicted if labels is None or target == "pred" else labels
+    maps = normalize_maps(upsample(model_saliency(model, normalised, targets, kind), (height, width)), "minmax")
     boxes = centred_boxes(peaks(maps), height, width, lam)
     name = (lambda k: class_names[k]) if class_names else str
     paths = []
     for i, (image, cam, box) in enumerate(zip(images, maps, boxes)):
-        title = (f"label {name(int(labels[i]))}, predicted {name(int(predicted[i]))}\n"
-                 f"{kind} of the {target}; box λ̂ = {kept_area(box[None], height, width).item():.3f}")
+        known = "" if labels is None else f"label {name(int(labels[i]))}, "
+        title = (f"{known}predicted {name(int(predicted[i]))}\n"
+                 f"{kind} of {name(int(targets[i]))}; box λ̂ = {kept_area(box[None], height, width).item():.3f}")
         figure = overlay_figure(image.permute(1, 2, 0).numpy(), cam.numpy(), box.tolist(), title)
         paths.append(out_dir / f"cam_{i}.png")
         figure.savefig(paths[-1])

@@ -60,3 +60,16 @@ def test_image_files_load_as_uint8_rgb_at_the_input_size(tmp_path):
     Image.fromarray(np.full((40, 60, 4), 200, np.uint8)).save(path)  # RGBA, not 32 × 32
     images = load_image_files([path, path], (32, 32))
     assert images.shape == (2, 3, 32, 32) and images.dtype == torch.uint8 and (images == 200).all()
+
+
+def test_without_labels_the_cam_of_the_predicted_class_is_drawn(resnet32, tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr("ltzoo.cam_overlay.overlay_figure",
+                        lambda image, cam, box, title: drawn.append(box) or overlay_figure(image, cam, box, title))
+    images = _images()
+    save_cam_overlays(resnet32, images, None, CIFAR_MEAN, CIFAR_STD, tmp_path)
+    normalised = Normalize(CIFAR_MEAN, CIFAR_STD)(images)
+    with torch.no_grad():
+        predicted = resnet32(normalised).argmax(1)
+    maps = upsample(model_saliency(resnet32, normalised, predicted), (32, 32))
+    assert drawn == centred_boxes(peaks(maps), 32, 32, 0.5).tolist()
