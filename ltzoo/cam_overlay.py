@@ -67,6 +67,9 @@ def save_cam_overlays(model: nn.Module, images: Tensor, labels: Tensor | None, m
 def cifar_test_images(zoo_dataset: str, indices: Sequence[int], data_dir: str | Path | None = None
                       ) -> tuple[Tensor, Tensor, list[str]]:
     """Images (uint8, B × 3 × 32 × 32), labels and class names of the balanced CIFAR test set at `indices`."""
+    if zoo_dataset not in ZOO_CIFAR_DATASETS:
+        raise ValueError(f"only CIFAR-LT entries come with test images here, not {zoo_dataset!r}; "
+                         "pass image files instead")
     test = cifar_lt(ZOO_CIFAR_DATASETS[zoo_dataset], "test", root=data_dir)
     chosen = np.asarray(indices)
     images = torch.from_numpy(np.ascontiguousarray(test.images[chosen])).permute(0, 3, 1, 2)

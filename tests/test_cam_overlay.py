@@ -8,7 +8,7 @@ from PIL import Image
 
 import ltzoo
 from ltzoo.augment import centred_boxes, model_saliency, peaks, upsample
-from ltzoo.cam_overlay import load_image_files, overlay_figure, save_cam_overlays
+from ltzoo.cam_overlay import cifar_test_images, load_image_files, overlay_figure, save_cam_overlays
 from ltzoo.data.batch_transforms import Normalize
 from ltzoo.registry import CIFAR_MEAN, CIFAR_STD
 
@@ -73,3 +73,8 @@ def test_without_labels_the_cam_of_the_predicted_class_is_drawn(resnet32, tmp_pa
         predicted = resnet32(normalised).argmax(1)
     maps = upsample(model_saliency(resnet32, normalised, predicted), (32, 32))
     assert drawn == centred_boxes(peaks(maps), 32, 32, 0.5).tolist()
+
+
+def test_benchmark_test_images_are_for_cifar_lt_entries_only():
+    with pytest.raises(ValueError, match="image files"):
+        cifar_test_images("imagenet_lt", [0])
