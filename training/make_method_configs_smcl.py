@@ -25,7 +25,8 @@ def smcl_config(entry: registry.ZooEntry, tag: str) -> dict[str, Any]:
     """The training config of one SMCL entry and tag."""
     cifar = entry.dataset.startswith("cifar")
     recipe = CIFAR_RECIPE if cifar else LARGE_RECIPES[entry.dataset]
-    data: dict[str, Any] = {"dataset": entry.dataset, "batch_size": recipe["batch_size"] if cifar else IMAGENET_LT_BATCH}
+    batch_size = recipe["batch_size"] if cifar else IMAGENET_LT_BATCH
+    data: dict[str, Any] = {"dataset": entry.dataset, "batch_size": batch_size}
     if cifar:
         data["imb_factor"] = registry.DATASETS[entry.dataset].imb_factors[tag]
     else:

@@ -126,7 +126,8 @@ class PairedMinorityEngine:
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if (region == "patch_topk") != (patch_region is not None):
-            raise ValueError("region 'patch_topk' needs a patch_region (e.g. from ltzoo.augment.lsm), and only it takes one")
+            raise ValueError("region 'patch_topk' needs a patch_region (e.g. ltzoo.augment.lsm.LSMPatchRegion), "
+                             "and only it takes one")
         if label == "saliency" and saliency == "opencv_finegrained":
             raise ValueError("label 'saliency' weighs labels by the model's maps: use saliency 'cam' or 'gradcam'")
         if not 0.0 <= p_aug <= 1.0 or box_beta <= 0:
