@@ -24,7 +24,6 @@ from ltzoo.augment import (
 )
 from ltzoo.data.batch_transforms import Normalize
 from ltzoo.models.base import LongTailClassifier
-from ltzoo.models.heads import NormedLinear
 from ltzoo.registry import CIFAR_MEAN, CIFAR_STD
 
 
