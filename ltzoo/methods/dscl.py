@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.hooks import RemovableHandle
 from torchvision.ops import roi_align
 
 from ..augment.dscl_crops import DSCLViews, PerImageViews, dscl_views
@@ -39,30 +38,15 @@ from .base import TrainingMethod, TrainSet, unwrap
 from .moco import KEY_BNS, QUEUE_INITS, MemoryQueue, MoCo, MomentumKeyEncoder, check_queue_size
 
 PROJECTION_HEAD = "proj"
-PROJECTION = "projection"  # the key `attach_projection` adds to the model's return_features dict
 PROBE_BNS = ("train", "eval")
 PROBE_SEED_OFFSET = 2  # the probe stream's seeds derive from (run seed + 2, rank): never the main loader's stream
 
 
-def _add_projection(module: nn.Module, args: Any, output: Any) -> Any:
-    if isinstance(output, dict):
-        output[PROJECTION] = module.train_heads[PROJECTION_HEAD](output["features"])
-    return output
-
-
-def attach_projection(model: nn.Module) -> RemovableHandle:
-    """Make `model(x, return_features=True)` also return `projection` = g(features) from `train_heads["proj"]`.
-
-    The head must run inside the model's forward: under DDP a parameter used outside it (after the forward
-    returned) is reported "marked ready twice" at backward. A forward hook on the ltzoo model does this without
-    changing the model's interface; plain `model(x)` (logits) is untouched.
-    """
-    return unwrap(model).register_forward_hook(_add_projection)
-
-
 def embed(encoder: nn.Module, images: Tensor) -> Tensor:
-    """normalize(g(f(x))) in float32, through the encoder's forward (DDP-safe): DSCL's queries, students and keys."""
-    return F.normalize(upcast(encoder(images, return_features=True)[PROJECTION]), dim=1)
+    """normalize(g(f(x))) in float32, g = the `proj` head run inside the encoder's forward (so DDP sees it): DSCL's
+    queries, patch students and keys."""
+    out = encoder(images, return_features=True, heads=(PROJECTION_HEAD,))
+    return F.normalize(upcast(out[PROJECTION_HEAD]), dim=1)
 
 
 def roi_features(feature_map: Tensor, boxes: Tensor, spatial_scale: float, output_size: int = 2) -> Tensor:
@@ -167,8 +151,7 @@ class DSCLMethod(TrainingMethod):
         self.seed = train_set.seed
 
     def prepare_model(self, model: nn.Module) -> None:
-        """Attach the projection to the model's forward and build the key encoder (a copy of f_q, g_q) and the queue."""
-        attach_projection(model)
+        """Build the key encoder (a copy of f_q and g_q) and the queue."""
         key_encoder = MomentumKeyEncoder(unwrap(model), embed, self.momentum, self.key_bn, self.bn_splits)
         queue = MemoryQueue(self.queue_size, self.feat_dim, self.num_classes, self.queue_init, seed=self.seed)
         self.moco = MoCo(key_encoder, queue)
@@ -197,8 +180,8 @@ class DSCLMethod(TrainingMethod):
         query_view, key_view, patches, boxes = dscl_item(batch)
         query_view, labels = _like(query_view, query_view, device), batch.labels.to(device)
         moco = self._moco_on(device)
-        out = model(query_view, return_features=True)
-        queries = F.normalize(upcast(out[PROJECTION]), dim=1)
+        out = model(query_view, return_features=True, heads=(PROJECTION_HEAD,))
+        queries = F.normalize(upcast(out[PROJECTION_HEAD]), dim=1)
         teachers = self.patch_teachers(model, out["feature_map"], boxes.to(device), query_view.shape[-1])
         students = self.patch_students(model, patches, query_view)
         keys = moco.keys(unwrap(model), _like(key_view, query_view, device))
