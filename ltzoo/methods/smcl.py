@@ -13,7 +13,6 @@ from torch import Tensor, nn
 from ..augment.paired import PairedBatch, PairedMinorityEngine
 from ..data.loader import Batch
 from ..losses import SupConLoss
-from .base import unwrap
 from .cmo import PairedMinorityMethod
 
 PROJECTION_HEAD = "proj"
@@ -115,10 +114,9 @@ class SMCL(PairedMinorityMethod):
         return loss, {**logs, "l_msc": 0.0}
 
     def _embed(self, model: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
-        """One forward: logits and the L2-normalised projections z of `images`."""
-        out = model(images, return_features=True)
-        z = F.normalize(unwrap(model).train_heads[PROJECTION_HEAD](out["features"]).float(), dim=1)
-        return out["logits"], z
+        """One forward (projection head inside it, for DDP): logits and the L2-normalised projections z."""
+        out = model(images, return_features=True, heads=(PROJECTION_HEAD,))
+        return out["logits"], F.normalize(out[PROJECTION_HEAD].float(), dim=1)
 
     def _masked_step(self, model: nn.Module, batch: Batch, paired: PairedBatch) -> tuple[Tensor, dict[str, Any]]:
         """L = L_MCE + w_msc · L_MSC over [x̃ ; (x) ; x'] (smcl.md §3.2 steps 5–6)."""
