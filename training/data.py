@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from ltzoo.data.loader import to_channels_last
 from ltzoo.data import ArrayLoader, Batch, SplitFileDataset, benchmark_transform, cifar_lt, find_split_list
 from ltzoo.data.batch_transforms import cifar_eval_transform
 from ltzoo.data.cifar import ZOO_CIFAR_DATASETS as CIFAR
@@ -34,11 +35,9 @@ class BatchedDataLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         for images, labels in self.loader:
-            if isinstance(images, (list, tuple)):  # multi-view transforms collate to a list of batches
-                images = tuple(view.contiguous(memory_format=torch.channels_last) for view in images)
-            else:
-                images = images.contiguous(memory_format=torch.channels_last)
-            yield Batch(images, labels, torch.empty(0, dtype=torch.long))
+            if isinstance(images, list):  # multi-view transforms collate to a list of batches
+                images = tuple(images)
+            yield Batch(to_channels_last(images), labels, torch.empty(0, dtype=torch.long))
 
 
 @dataclass

@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     if method.state_dict():  # e.g. a MoCo queue: every process must hold the same
         print(f"[rank {accelerator.process_index}/{accelerator.num_processes}] method state sha256 "
               f"{state_digest(method.state_dict())}", flush=True)
-    if accelerator.is_main_process and not args.no_export:
+    if accelerator.is_main_process and method.exports_release and not args.no_export:
         out = export_release(accelerator.unwrap_model(model), cfg, args.config, heads_spec=heads_spec,
                              train_seconds=elapsed, hardware=hardware(accelerator),
                              precision=accelerator.mixed_precision, data_source=data.source)

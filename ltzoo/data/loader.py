@@ -18,7 +18,7 @@ from torch.utils.data import Sampler
 
 from ltzoo.data.batch_transforms import BatchTransform
 
-__all__ = ["ArrayLoader", "Batch"]
+__all__ = ["to_channels_last", "ArrayLoader", "Batch"]
 
 
 class Batch(NamedTuple):
@@ -52,10 +52,10 @@ def _as_labels(labels: Tensor | np.ndarray | list[int], count: int) -> Tensor:
     return labels.to(torch.int64)
 
 
-def _to_channels_last(images: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+def to_channels_last(images: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
     """Give every 4-D tensor of a batch (or of each view) channels_last memory format."""
     if isinstance(images, tuple):
-        return tuple(_to_channels_last(view) for view in images)
+        return tuple(to_channels_last(view) for view in images)
     return images.contiguous(memory_format=torch.channels_last) if images.ndim == 4 else images
 
 
@@ -146,5 +146,5 @@ class ArrayLoader:
             batch_indices = indices[start : start + self.batch_size]
             images = self.transform(self.images[batch_indices], generator)
             if self.channels_last:
-                images = _to_channels_last(images)
+                images = to_channels_last(images)
             yield Batch(images, self.labels[batch_indices], batch_indices)

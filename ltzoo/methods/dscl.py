@@ -90,6 +90,8 @@ class DSCLMethod(TrainingMethod):
     are built by `prepare_model` and are this method's checkpointed state.
     """
 
+    exports_release = False  # the release is the stage-2 probe's model
+
     name = "dscl"
 
     def __init__(
