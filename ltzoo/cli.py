@@ -1,4 +1,4 @@
-"""The `ltzoo` command: list | info | validate | serve-hub."""
+"""The `ltzoo` command: list | info | validate | cam | serve-hub."""
 
 from __future__ import annotations
 
@@ -79,6 +79,22 @@ def cmd_validate(args: argparse.Namespace) -> None:
         print(f"plot written to {args.plot}")
 
 
+def cmd_cam(args: argparse.Namespace) -> None:
+    from .cam_overlay import cifar_test_images, load_image_files, save_cam_overlays
+    from .factory import create_model
+
+    entry, _ = registry.resolve(args.name)
+    cfg = registry.get_pretrained_cfg(args.name)
+    model = create_model(args.name, pretrained=args.checkpoint is None, checkpoint_path=args.checkpoint).eval()
+    if args.images:
+        images, labels, names = load_image_files(args.images, tuple(cfg["input_size"][1:])), None, None
+    else:
+        images, labels, names = cifar_test_images(entry.dataset, args.index, args.data_dir)
+    for path in save_cam_overlays(model, images, labels, cfg["mean"], cfg["std"], args.out, lam=args.lam,
+                                  kind=args.kind, target=args.target, class_names=names):
+        print(path)
+
+
 def cmd_serve_hub(args: argparse.Namespace) -> None:
     from .hub_server import LocalHub
 
@@ -127,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--local-hub", metavar="RELEASES_DIR",
                    help="serve this releases folder on a local Hub for the run (offline use)")
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("cam", help="draw CAM overlays with the SMCL mask box to PNG")
+    s.add_argument("name")
+    s.add_argument("--checkpoint", help="a local .safetensors file (default: the published weights)")
+    s.add_argument("--index", type=int, nargs="+", default=[0, 1, 2, 3], help="CIFAR-LT test-set indices")
+    s.add_argument("--images", nargs="+", help="image files instead (CAM of the prediction)")
+    s.add_argument("--data-dir", help="dataset root (default: LTZOO_DATA, ../shared/data, torchvision's folder)")
+    s.add_argument("--out", default="cams", help="folder for cam_<i>.png")
+    s.add_argument("--lam", type=float, default=0.5, help="box ratio λ: the box covers about 1 − λ of the image")
+    s.add_argument("--kind", choices=("cam", "gradcam"), default="cam")
+    s.add_argument("--target", choices=("label", "pred"), default="label")
+    s.set_defaults(func=cmd_cam)
 
     s = sub.add_parser("serve-hub", help="serve release folders to huggingface_hub from a local Hub (olah)")
     s.add_argument("releases", nargs="?", default="releases")
