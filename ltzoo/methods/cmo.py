@@ -72,6 +72,13 @@ class PairedMinorityMethod(TrainingMethod):
         loss = self.loss(model(batch.images), batch.labels)
         return loss, {"loss": loss.detach(), "augmented": 0.0}
 
+    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        paired, _ = self.draw_pair(model, batch, epoch)
+        if paired is None:
+            return self.plain_step(model, batch)
+        loss = self.mixed_loss(model(paired.images), paired)
+        return loss, {"loss": loss.detach(), "augmented": 1.0}
+
 
 class CMO(PairedMinorityMethod):
     """CMO: in epochs 3 < e < E − 3, with probability 0.5 per batch, paste one random Beta(1, 1) box of a
@@ -98,10 +105,3 @@ class CMO(PairedMinorityMethod):
                                       fill="paste", label="area", p_aug=p_aug, aug_start=aug_start, aug_end=aug_end,
                                       box_beta=box_beta)
         super().__init__(class_counts, epochs, engine, base_loss, drw_start, drw_beta, max_margin, scale)
-
-    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        paired, _ = self.draw_pair(model, batch, epoch)
-        if paired is None:
-            return self.plain_step(model, batch)
-        loss = self.mixed_loss(model(paired.images), paired)
-        return loss, {"loss": loss.detach(), "augmented": 1.0}

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import torch
-from torch import nn
 
 from ..augment.lsm import LSMPatchRegion
 from ..augment.paired import PairedMinorityEngine
-from ..data.loader import Batch
 from .cmo import PairedMinorityMethod
 
 # lsm.md §3 step 0 sampler name -> the paired engine's name for the same distribution
@@ -60,10 +55,3 @@ class LSMMethod(PairedMinorityMethod):
             aug_end=mix_end, box_beta=mix_beta, patch_region=LSMPatchRegion(patch_size, mask_rule, head_weight),
         )
         super().__init__(class_counts, epochs, engine, base_loss, drw_start, drw_beta, max_margin, scale)
-
-    def training_step(self, model: nn.Module, batch: Batch, epoch: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        paired, _ = self.draw_pair(model, batch, epoch)
-        if paired is None:
-            return self.plain_step(model, batch)
-        loss = self.mixed_loss(model(paired.images), paired)
-        return loss, {"loss": loss.detach(), "augmented": 1.0}
