@@ -1,0 +1,169 @@
+"""Training configs (training/config.py, training/configs/*.yaml): loading, overrides, strict keys, fingerprint.
+
+No training here: everything is in-process except `make_configs.py`, which runs as a script into a temp copy.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ltzoo import registry
+from ltzoo.methods import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
+
+from training.config import ConfigError, load_config  # noqa: E402
+from training.make_configs import BASELINE_METHODS  # noqa: E402
+
+CONFIG_DIR = ROOT / "training" / "configs"
+CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
+CE_CIFAR10 = CONFIG_DIR / "resnet32_ce_cifar10_lt.if100.yaml"
+
+
+def test_there_are_configs_for_every_baseline_dataset():
+    datasets = {load_config(path).data.dataset for path in CONFIGS}
+    assert {"cifar10_lt", "cifar100_lt", "imagenet_lt", "inat2018", "places_lt"} <= datasets
+
+
+def stage(path: Path) -> str | None:
+    """`probe` for a multi-stage recipe file `<name>.<tag>.probe.yaml`; None for `<name>.<tag>.yaml`."""
+    cfg = load_config(path)
+    assert path.name.startswith(f"{cfg.full_name}.") and path.suffix == ".yaml", f"{path.name} is not {cfg.full_name}"
+    rest = path.name[len(cfg.full_name) + 1 : -len(".yaml")]
+    return rest or None
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_file_is_named_after_its_zoo_entry(path: Path):
+    """`<name>.<tag>.yaml`, or `<name>.<tag>.<stage>.yaml` for a later stage of a multi-stage recipe."""
+    assert stage(path) is None or re.fullmatch(r"[a-z][a-z0-9_]*", stage(path))
+    assert registry.is_model(load_config(path).full_name)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_names_a_zoo_entry_of_its_dataset(path: Path):
+    cfg = load_config(path)
+    entry, tag = registry.resolve(cfg.full_name)
+    assert (entry.name, tag) == (cfg.name, cfg.tag)
+    assert entry.dataset == cfg.data.dataset
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_method_is_the_entrys_or_one_of_its_stages(path: Path):
+    cfg = load_config(path)
+    entry = registry.get_entry(cfg.full_name)
+    assert cfg.method["name"] in METHODS
+    if stage(path) is None:
+        assert cfg.method["name"] == entry.method
+    else:
+        assert cfg.method["name"] == f"{entry.method}_{stage(path)}"
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if "cifar" in p.name], ids=lambda p: p.stem)
+def test_cifar_config_trains_on_the_imbalance_factor_validate_evaluates(path: Path):
+    cfg = load_config(path)
+    assert cfg.data.imb_factor == registry.get_pretrained_cfg(cfg.full_name)["imb_factor"]
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if stage(p) is None], ids=lambda p: p.stem)
+def test_registry_recipe_points_at_the_config(path: Path):
+    assert registry.get_pretrained_cfg(load_config(path).full_name)["recipe"] == f"training/configs/{path.name}"
+
+
+def test_overrides_reach_nested_sections():
+    cfg = load_config(CE_CIFAR10, ["optim.lr=0.05", "data.subset=256", "epochs=3"])
+    assert (cfg.optim.lr, cfg.data.subset, cfg.epochs) == (0.05, 256, 3)
+    assert cfg.optim.momentum == 0.9  # the rest of the section is kept
+
+
+def test_override_can_add_a_key_to_a_free_form_section():
+    cfg = load_config(CE_CIFAR10, ["method.drw_start=1"])
+    assert cfg.method == {"name": "ce", "drw_start": 1}
+
+
+@pytest.mark.parametrize("override, key, expected", [
+    ("data.subset=256", ("data", "subset"), 256),
+    ("optim.lr=1e-3", ("optim", "lr"), 0.001),
+    ("channels_last=false", ("channels_last",), False),
+    ("data.root=null", ("data", "root"), None),
+    ("schedule.milestones=[1, 2]", ("schedule", "milestones"), [1, 2]),
+    ("precision=fp32", ("precision",), "fp32"),
+])
+def test_override_values_are_parsed_as_yaml(override: str, key: tuple[str, ...], expected):
+    value = load_config(CE_CIFAR10, [override]).to_dict()
+    for part in key:
+        value = value[part]
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("override, name, a_known_key", [
+    ("epoch=3", "epoch", "epochs"),
+    ("data.batchsize=64", "data.batchsize", "batch_size"),
+    ("optim.learning_rate=0.1", "optim.learning_rate", "weight_decay"),
+])
+def test_unknown_key_is_an_error_naming_it_and_the_known_keys(override: str, name: str, a_known_key: str):
+    with pytest.raises(ConfigError) as error:
+        load_config(CE_CIFAR10, [override])
+    message = str(error.value)
+    assert repr(name) in message
+    assert "known keys" in message and repr(a_known_key) in message
+
+
+def test_unknown_key_in_the_yaml_file_is_an_error(tmp_path: Path):
+    path = tmp_path / CE_CIFAR10.name
+    path.write_text(CE_CIFAR10.read_text().replace("  batch_size: 128", "  batchsize: 128"))
+    with pytest.raises(ConfigError, match=r"data\.batchsize"):
+        load_config(path)
+
+
+def test_override_without_equals_sign_is_an_error():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(CE_CIFAR10, ["epochs"])
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "resnet32_ce_cifar10_lt.if1.yaml")
+
+
+@pytest.mark.parametrize("override", ["precision=fp16", "epochs=0", "data.batch_size=-8"])
+def test_invalid_values_are_errors(override: str):
+    with pytest.raises(ConfigError):
+        load_config(CE_CIFAR10, [override])
+
+
+@pytest.mark.parametrize("override", ["run_dir=/tmp/elsewhere", "eval_every=1", "release_dir=/tmp/rel",
+                                      "keep_checkpoints=5", "data.root=/data", "data.num_workers=2"])
+def test_fingerprint_ignores_settings_that_do_not_shape_the_weights(override: str):
+    assert load_config(CE_CIFAR10, [override]).fingerprint() == load_config(CE_CIFAR10).fingerprint()
+
+
+@pytest.mark.parametrize("override", ["optim.lr=0.05", "seed=1", "data.subset=256", "method.drw_start=1",
+                                      "precision=fp32"])
+def test_fingerprint_changes_with_settings_that_shape_the_weights(override: str):
+    assert load_config(CE_CIFAR10, [override]).fingerprint() != load_config(CE_CIFAR10).fingerprint()
+
+
+def test_fingerprint_is_stable_across_loads():
+    assert load_config(CE_CIFAR10).fingerprint() == load_config(CE_CIFAR10).fingerprint()
+
+
+def test_make_configs_reproduces_the_committed_configs(tmp_path: Path):
+    """Running the generator (in a copy, so the real folder is untouched) gives byte-identical YAML files."""
+    script = tmp_path / "training" / "make_configs.py"
+    script.parent.mkdir()
+    shutil.copy(ROOT / "training" / "make_configs.py", script)
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True, cwd=tmp_path, timeout=120)
+    generated = {p.name: p.read_text() for p in (tmp_path / "training" / "configs").glob("*.yaml")}
+    committed = {p.name: p.read_text() for p in CONFIGS}
+    assert generated, "make_configs.py wrote nothing"
+    assert {name: text for name, text in committed.items() if name in generated} == generated
+    baseline_configs = {p.name for p in CONFIGS if load_config(p).method["name"] in BASELINE_METHODS}
+    assert baseline_configs == set(generated)  # no committed baseline config that the generator no longer makes
