@@ -11,8 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from ltzoo.data.batch_transforms import (
@@ -23,23 +22,11 @@ from ltzoo.data.batch_transforms import (
     cifar_contrastive_transform,
     cifar_train_transform,
 )
-from ltzoo.data.cifar import cifar_lt
+from ltzoo.data.cifar import CifarDataset, LongTailedCifar, cifar_lt
 from ltzoo.data.loader import ArrayLoader
 
 BATCH_SIZE = 128
 
-
-class PILCifar(Dataset):
-    """torchvision ``datasets.CIFAR10``-style dataset: a PIL image per item through a per-image transform."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: transforms.Compose) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
 
 
 def images_per_second(batches: Iterable, epochs: int, set_epoch=None) -> float:
@@ -60,7 +47,7 @@ def ltzoo_rate(images: np.ndarray, labels: np.ndarray, transform, epochs: int) -
     return images_per_second(loader, epochs, loader.set_epoch)
 
 
-def pil_baseline_rate(images: np.ndarray, labels: np.ndarray, epochs: int) -> float:
+def pil_baseline_rate(data: LongTailedCifar, epochs: int) -> float:
     """Throughput of the LDAM-DRW reference pipeline: per-image PIL transforms, DataLoader with 2 workers."""
     transform = transforms.Compose(
         [
@@ -70,7 +57,7 @@ def pil_baseline_rate(images: np.ndarray, labels: np.ndarray, epochs: int) -> fl
             transforms.Normalize(CIFAR_MEAN, CIFAR_STD),
         ]
     )
-    loader = DataLoader(PILCifar(images, labels, transform), batch_size=BATCH_SIZE, shuffle=True, num_workers=2)
+    loader = DataLoader(CifarDataset(data, transform), batch_size=BATCH_SIZE, shuffle=True, num_workers=2)
     return images_per_second(loader, epochs)
 
 
@@ -86,7 +73,7 @@ def main() -> None:
     contrastive = cifar_contrastive_transform()
     three_views = MultiView((cifar_autoaugment_transform(), contrastive, contrastive))
     rows = [
-        ("baseline: PIL crop+flip, DataLoader 2 workers", pil_baseline_rate(images, labels, args.epochs)),
+        ("baseline: PIL crop+flip, DataLoader 2 workers", pil_baseline_rate(data, args.epochs)),
         ("ltzoo: crop+flip (cifar_train_transform)", ltzoo_rate(images, labels, cifar_train_transform(), args.epochs)),
         ("ltzoo: contrastive view", ltzoo_rate(images, labels, contrastive, args.epochs)),
         ("ltzoo: crop+flip+AutoAugment", ltzoo_rate(images, labels, cifar_autoaugment_transform(), args.epochs)),

@@ -23,14 +23,13 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchvision import transforms
 
 import ltzoo
 from ltzoo.data.batch_transforms import CIFAR_MEAN, CIFAR_STD, cifar_train_transform
-from ltzoo.data.cifar import cifar_lt
+from ltzoo.data.cifar import CifarDataset, LongTailedCifar, cifar_lt
 from ltzoo.data.loader import ArrayLoader
 from ltzoo.methods import build_method
 from ltzoo.validate import default_amp
@@ -38,18 +37,6 @@ from ltzoo.validate import default_amp
 BATCH_SIZE = 128
 MODEL = "resnet32_ce_cifar10_lt.if100"
 
-
-class PILCifar(Dataset):
-    """torchvision `datasets.CIFAR10`-style dataset: a PIL image per item through a per-image transform."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: transforms.Compose) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
 
 
 def sgd(model: nn.Module) -> torch.optim.SGD:
@@ -101,7 +88,7 @@ def ltzoo_loop(model: nn.Module, images: np.ndarray, labels: np.ndarray, amp: st
     return step
 
 
-def reference_loop(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> Callable[[], int]:
+def reference_loop(model: nn.Module, data: LongTailedCifar) -> Callable[[], int]:
     """One training step of the LDAM-DRW reference loop per call (fp32, NCHW, PIL transforms in 2 workers)."""
     model = model.train()
     transform = transforms.Compose([
@@ -110,7 +97,7 @@ def reference_loop(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> 
         transforms.ToTensor(),
         transforms.Normalize(CIFAR_MEAN, CIFAR_STD),
     ])
-    loader = DataLoader(PILCifar(images, labels, transform), batch_size=BATCH_SIZE, shuffle=True, num_workers=2)
+    loader = DataLoader(CifarDataset(data, transform), batch_size=BATCH_SIZE, shuffle=True, num_workers=2)
     batches, optimizer, criterion = endless(lambda epoch: iter(loader)), sgd(model), nn.CrossEntropyLoss()
 
     def step() -> int:
@@ -145,7 +132,7 @@ def main() -> None:
     totals = {"a": [0, 0.0], "b": [0, 0.0]}
     for round_ in range(args.rounds):
         for key, make in (("a", lambda m: ltzoo_loop(m, train.images, train.labels, amp)),
-                          ("b", lambda m: reference_loop(m, train.images, train.labels))):
+                          ("b", lambda m: reference_loop(m, train))):
             images, seconds = timed(make(copy.deepcopy(initial)), args.warmup, args.steps)
             totals[key][0] += images
             totals[key][1] += seconds
