@@ -139,6 +139,25 @@ def test_invalid_values_are_errors(override: str):
         load_config(CE_CIFAR10, [override])
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("optim.lr=abc", "optim.lr must be float, got 'abc'"),
+    ("epochs=ten", "epochs must be int, got 'ten'"),
+    ("epochs=2.5", "epochs must be int, got 2.5"),
+    ("data.batch_size=true", "data.batch_size must be int, got True"),
+    ("channels_last=maybe", "channels_last must be bool, got 'maybe'"),
+    ("data.imb_factor=[100]", "data.imb_factor must be float or null, got [100]"),
+    ("method=ce", "method must be dict, got 'ce'"),
+])
+def test_a_value_of_the_wrong_type_is_an_error_naming_the_key(override: str, message: str):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(CE_CIFAR10, [override])
+
+
+def test_an_integer_is_accepted_where_a_float_is_expected():
+    cfg = load_config(CE_CIFAR10, ["optim.lr=1", "data.imb_factor=null"])
+    assert (cfg.optim.lr, cfg.data.imb_factor) == (1.0, None) and isinstance(cfg.optim.lr, float)
+
+
 @pytest.mark.parametrize("override", ["run_dir=/tmp/elsewhere", "eval_every=1", "release_dir=/tmp/rel",
                                       "keep_checkpoints=5", "data.root=/data", "data.num_workers=2"])
 def test_fingerprint_ignores_settings_that_do_not_shape_the_weights(override: str):

@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,14 +124,36 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values]
     if missing:
         raise ConfigError(f"missing required key(s) {[f'{where}{k}' for k in missing]}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for k, v in values.items():
         if k in _NESTED and cls is TrainConfig:
             if not isinstance(v, dict):
                 raise ConfigError(f"{where}{k} must be a mapping, got {v!r}")
             v = _build(_NESTED[k], v, f"{k}.")
+        else:
+            v = _checked(v, hints[k], f"{where}{k}")
         kwargs[k] = v
     return cls(**kwargs)
+
+
+def _checked(value: Any, hint: Any, key: str) -> Any:
+    """`value` if it has the field's type (an int is accepted, as a float, where a float is expected); else a
+    ConfigError naming the key, so `optim.lr=abc` stops before training instead of deep inside the optimiser."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        origin = typing.get_origin(t) or t
+        if origin is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if origin in (int, float) and isinstance(value, bool):
+            continue
+        if origin is not type(None) and isinstance(value, origin):
+            return value
+    names = " or ".join("null" if t is type(None) else getattr(typing.get_origin(t) or t, "__name__", str(t))
+                        for t in allowed)
+    raise ConfigError(f"{key} must be {names}, got {value!r} ({type(value).__name__})")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
