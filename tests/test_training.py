@@ -10,6 +10,7 @@ The checks that a bad run stops before training run by default (the resume check
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -182,6 +183,19 @@ def test_resume_from_a_checkpoint_of_a_different_config_stops_before_training(tm
     assert "different config" in result.stderr, explain(result)
     assert "iterations/epoch" not in result.stdout
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before  # nothing trained, saved or removed
+
+
+def test_a_second_run_into_the_same_run_dir_stops_before_training(tmp_path: Path, tiny_cifar_root: Path):
+    """While one process trains into a run_dir (it holds run_dir/train.lock), another run of it is refused."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with open(run_dir / "train.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242")
+        held.flush()
+        result = train(CE_CIFAR10, *TINY_CIFAR, f"data.root={tiny_cifar_root}", "--resume", "auto", "--no-export",
+                       run_dir=run_dir)
+    assert_stopped_early(result, run_dir, "another process (pid 4242)", str(run_dir))
 
 
 # --- training runs ---------------------------------------------------------------------------------------------------

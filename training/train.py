@@ -7,8 +7,10 @@ TensorBoard and tqdm, then a final `ltzoo validate` and the export to `releases/
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
+import os
 import platform
 import shutil
 import sys
@@ -35,6 +37,7 @@ from training.export import export_release  # noqa: E402
 
 CHECKPOINTS = "checkpoints"
 META = "meta.json"
+LOCK = "train.lock"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,6 +54,28 @@ def mixed_precision(cfg: TrainConfig) -> str:
     if cfg.precision == "auto":
         return "bf16" if default_amp() == "bf16" else "no"
     return "bf16" if cfg.precision == "bf16" else "no"
+
+
+def hold_run_lock(run_dir: Path) -> Any:
+    """Lock `run_dir` for this process's lifetime (rank 0 only), so a second run of the same config cannot write into
+    the same checkpoints; the open file is returned and must stay referenced."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / LOCK, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ConfigError(f"another process (pid {holder}) is training into {run_dir}; wait for it to finish, stop it, "
+                          "or give this run another run_dir=...") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
@@ -128,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         if entry.dataset != cfg.data.dataset:
             raise ConfigError(f"{cfg.full_name} is a {entry.dataset} entry but data.dataset is {cfg.data.dataset!r}")
         resume_from = find_resume(cfg, args.resume)
+        lock = hold_run_lock(cfg.resolved_run_dir())  # noqa: F841 (held until the process exits)
     except (ConfigError, registry.UnknownModelError) as e:
         raise SystemExit(f"error: {e}") from None
 
