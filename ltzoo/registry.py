@@ -40,6 +40,9 @@ class Method:
     paper: str  # arXiv id or DOI of the paper that defines (or, for CE, benchmarks) the method
     classifier: str = "linear"
     cosine_scale: float = 1.0
+    # training stages in order, as config-file suffixes: "" is `<name>.<tag>.yaml`, "probe" `<name>.<tag>.probe.yaml`;
+    # the last stage's export is the released model
+    stages: tuple[str, ...] = ("",)
 
 
 METHODS = {
@@ -55,7 +58,8 @@ METHODS = {
     "ldam_drw_lsm": Method(
         "LDAM-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107", classifier="cosine"
     ),
-    "dscl": Method("Decoupled supervised contrastive learning + patch-based self distillation", "arXiv:2403.06151"),
+    "dscl": Method("Decoupled supervised contrastive learning + patch-based self distillation", "arXiv:2403.06151",
+                   stages=("", "probe")),
 }
 
 
@@ -143,11 +147,18 @@ class ZooEntry:
             args["embed_dim"] = 512
         return args
 
+    def recipes(self, tag: str) -> list[str]:
+        """The config of each training stage, in order."""
+        return [f"training/configs/{self.name}.{tag}{'.' + stage if stage else ''}.yaml"
+                for stage in METHODS[self.method].stages]
+
     def recipe(self, tag: str) -> str:
-        return f"training/configs/{self.name}.{tag}.yaml"
+        """The config whose export is the released model (the last stage's)."""
+        return self.recipes(tag)[-1]
 
     def train_command(self, tag: str) -> str:
-        return f"accelerate launch training/train.py --config {self.recipe(tag)}"
+        """The shell command that rebuilds the weights: every stage, in order."""
+        return " && ".join(f"accelerate launch training/train.py --config {recipe}" for recipe in self.recipes(tag))
 
 
 @lru_cache(maxsize=1)

@@ -112,6 +112,13 @@ def test_error_no_published_weights_names_the_training_command() -> None:
     assert_clean(err)
 
 
+def test_error_no_published_weights_of_a_two_stage_recipe_names_both_stages_in_order() -> None:
+    with pytest.raises(WeightsNotAvailableError) as err:
+        ltzoo.create_model("resnet32_dscl_cifar100_lt.if10", pretrained=True)
+    assert ("--config training/configs/resnet32_dscl_cifar100_lt.if10.yaml && accelerate launch training/train.py "
+            "--config training/configs/resnet32_dscl_cifar100_lt.if10.probe.yaml") in str(err.value)
+
+
 def test_error_no_published_weights_for_default_tag_names_its_recipe() -> None:
     with pytest.raises(WeightsNotAvailableError, match=r"configs/resnext50_smcl_imagenet_lt\.e100\.yaml"):
         ltzoo.create_model("resnext50_smcl_imagenet_lt", pretrained=True)

@@ -72,9 +72,24 @@ def test_cifar_config_trains_on_the_imbalance_factor_validate_evaluates(path: Pa
     assert cfg.data.imb_factor == registry.get_pretrained_cfg(cfg.full_name)["imb_factor"]
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if stage(p) is None], ids=lambda p: p.stem)
-def test_registry_recipe_points_at_the_config(path: Path):
-    assert registry.get_pretrained_cfg(load_config(path).full_name)["recipe"] == f"training/configs/{path.name}"
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_registry_lists_the_config_as_a_stage_of_its_recipe(path: Path):
+    entry, tag = registry.resolve(load_config(path).full_name)
+    assert f"training/configs/{path.name}" in entry.recipes(tag)
+
+
+@pytest.mark.parametrize("name", sorted({load_config(p).full_name for p in CONFIGS}))
+def test_every_stage_of_a_recipe_has_its_config(name: str):
+    entry, tag = registry.resolve(name)
+    assert all((ROOT / recipe).is_file() for recipe in entry.recipes(tag)), entry.recipes(tag)
+
+
+def test_a_two_stage_recipe_releases_its_last_stage_and_trains_both_in_order():
+    entry, tag = registry.resolve("resnet32_dscl_cifar10_lt.if100")
+    assert entry.recipe(tag) == "training/configs/resnet32_dscl_cifar10_lt.if100.probe.yaml"
+    assert entry.train_command(tag) == (
+        "accelerate launch training/train.py --config training/configs/resnet32_dscl_cifar10_lt.if100.yaml && "
+        "accelerate launch training/train.py --config training/configs/resnet32_dscl_cifar10_lt.if100.probe.yaml")
 
 
 def test_overrides_reach_nested_sections():

@@ -28,7 +28,8 @@ def export_release(
     meta: dict[str, Any] = {
         "name": entry.name, "tag": tag, "method": entry.method, "dataset": entry.dataset,
         "recipe": config_path, "paper": registry.METHODS[entry.method].paper,
-        "train_command": f"accelerate launch training/train.py --config {config_path}",
+        "train_command": (entry.train_command(tag) if Path(config_path) == Path(entry.recipe(tag))
+                          else f"accelerate launch training/train.py --config {config_path}"),
         "config": cfg.to_dict(), "train_seconds": round(train_seconds, 1), "hardware": hardware,
         "precision": precision, "data_source": data_source,
         "recipe_origin": "ltzoo" if (entry.method, entry.dataset) in registry.LTZOO_RECIPES else "paper",
