@@ -110,7 +110,7 @@ def tiny_cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def write_split_root(root: Path, folder: str, num_images: int, num_classes: int, size: int = 64) -> Path:
     """A split-file image root: real 32-px CIFAR images upscaled to `size` px JPEGs under `train/`, and the
-    `<folder>_train.txt` / `<folder>_test.txt` lists (`relative/path label`) in the root itself."""
+    `<folder>_train.txt` / `<folder>_test.txt` / `<folder>_val.txt` lists (`relative/path label`) in the root itself."""
     images = lossless_refs()["cifar10_train_first4000_x"][:num_images]
     lines = []
     for i, image in enumerate(images):
@@ -120,6 +120,7 @@ def write_split_root(root: Path, folder: str, num_images: int, num_classes: int,
         lines.append(f"{relative} {(i * 37) % num_classes}\n")
     (root / f"{folder}_train.txt").write_text("".join(lines))
     (root / f"{folder}_test.txt").write_text("".join(lines[: max(2, num_images // 2)]))
+    (root / f"{folder}_val.txt").write_text("".join(lines[num_images // 2:]))
     return root
 
 
@@ -160,6 +161,11 @@ def test_image_root_without_the_listed_images_stops_before_training(tmp_path: Pa
     result = train(CE_PLACES, f"data.root={tmp_path / 'images'}", "model.pretrained_backbone=false", "--no-export",
                    run_dir=tmp_path / "run")
     assert_stopped_early(result, tmp_path / "run", "does not exist")
+
+
+def test_selecting_on_a_val_split_cifar_lacks_stops_before_training(tmp_path: Path, tiny_cifar_root: Path):
+    result = train(CE_CIFAR10, "select=val", f"data.root={tiny_cifar_root}", "--no-export", run_dir=tmp_path / "run")
+    assert_stopped_early(result, tmp_path / "run", "select: val needs a val split", "use select: last")
 
 
 def test_unknown_method_option_stops_before_training(tmp_path: Path, tiny_cifar_root: Path):
@@ -268,6 +274,29 @@ def test_imagenet_lt_config_trains_on_a_split_file_root(tmp_path: Path):
     assert result.returncode == 0, explain(result)
     assert "2 iterations/epoch" in result.stdout, explain(result)  # 8 images / batch 4
     assert is_complete(checkpoint(tmp_path / "run", 0))
+
+
+@pytest.mark.slow
+def test_select_val_exports_the_epoch_with_the_best_val_top1(tmp_path: Path):
+    """Three epochs evaluated on the val list; the release holds the weights of the best one (not the last), and
+    its config.json and card say which epoch and why. Earlier selections are pruned from the run dir."""
+    data = write_split_root(tmp_path / "data", "ImageNet_LT", num_images=8, num_classes=1000)
+    run_dir, releases = tmp_path / "run", tmp_path / "releases"
+    result = train(CE_IMAGENET, "epochs=3", "eval_every=1", "select=val", "optim.lr=0.5", f"data.root={data}",
+                   "data.batch_size=4", "data.num_workers=0", run_dir=run_dir, release_dir=releases)
+    assert result.returncode == 0, explain(result)
+    val_top1 = [float(v) for v in re.findall(r"^epoch \d+: val top-1 ([0-9.]+)", result.stdout, re.MULTILINE)]
+    assert len(val_top1) == 3 and "test top-1" not in result.stdout, explain(result)
+    best = 1 + max(range(3), key=lambda i: (val_top1[i], -i))  # the first epoch with the highest val top-1
+
+    release = releases / "resnet50_ce_imagenet_lt.e100"
+    meta = json.loads((release / "config.json").read_text())["ltzoo"]
+    assert meta["selection"]["on"] == "val" and meta["selection"]["epoch"] == best
+    assert f"epoch {best} of 3, the best top-1 on the val split" in (release / "README.md").read_text()
+    selected = run_dir / "selected" / f"epoch_{best:04d}.safetensors"
+    assert sorted((run_dir / "selected").iterdir()) == [selected]
+    exported = load_file(release / "model.safetensors")
+    assert all(torch.equal(exported[k], v) for k, v in load_file(selected).items() if k in exported)
 
 
 @pytest.mark.slow

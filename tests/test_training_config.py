@@ -84,6 +84,12 @@ def test_every_stage_of_a_recipe_has_its_config(name: str):
     assert all((ROOT / recipe).is_file() for recipe in entry.recipes(tag)), entry.recipes(tag)
 
 
+def test_the_imagenet_lt_probe_selects_its_epoch_on_val_and_the_cifar_probe_takes_the_last():
+    """dscl.md §0.3: the probe epoch is chosen on ImageNet-LT's 20k val split; CIFAR has no val split (§5)."""
+    assert load_config(CONFIG_DIR / "resnet50_dscl_imagenet_lt.e200.probe.yaml").select == "val"
+    assert load_config(CONFIG_DIR / "resnet32_dscl_cifar10_lt.if100.probe.yaml").select == "last"
+
+
 def test_a_two_stage_recipe_releases_its_last_stage_and_trains_both_in_order():
     entry, tag = registry.resolve("resnet32_dscl_cifar10_lt.if100")
     assert entry.recipe(tag) == "training/configs/resnet32_dscl_cifar10_lt.if100.probe.yaml"
@@ -148,7 +154,7 @@ def test_missing_config_file_is_an_error(tmp_path: Path):
         load_config(tmp_path / "resnet32_ce_cifar10_lt.if1.yaml")
 
 
-@pytest.mark.parametrize("override", ["precision=fp16", "epochs=0", "data.batch_size=-8"])
+@pytest.mark.parametrize("override", ["precision=fp16", "epochs=0", "data.batch_size=-8", "select=best"])
 def test_invalid_values_are_errors(override: str):
     with pytest.raises(ConfigError):
         load_config(CE_CIFAR10, [override])
@@ -180,7 +186,7 @@ def test_fingerprint_ignores_settings_that_do_not_shape_the_weights(override: st
 
 
 @pytest.mark.parametrize("override", ["optim.lr=0.05", "seed=1", "data.subset=256", "method.drw_start=1",
-                                      "precision=fp32"])
+                                      "precision=fp32", "select=val"])
 def test_fingerprint_changes_with_settings_that_shape_the_weights(override: str):
     assert load_config(CE_CIFAR10, [override]).fingerprint() != load_config(CE_CIFAR10).fingerprint()
 

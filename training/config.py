@@ -62,6 +62,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     eval_every: int = 10
+    select: str = "last"  # the exported epoch: the last, or the best top-1 on the val split (every eval_every epochs)
     keep_checkpoints: int = 2
     run_dir: str = "~/.cache/ltzoo/runs/{name}.{tag}"
     release_dir: str = "releases"
@@ -104,6 +105,7 @@ def _without_defaults(obj: Any) -> dict[str, Any]:
 
 _NESTED = {"data": DataConfig, "optim": OptimConfig}
 PRECISIONS = ("auto", "bf16", "fp32")
+SELECTIONS = ("last", "val")
 
 
 def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
@@ -170,6 +172,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     cfg = _build(TrainConfig, raw, "")
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    if cfg.select not in SELECTIONS:
+        raise ConfigError(f"select must be one of {SELECTIONS}, got {cfg.select!r}")
     if "name" not in cfg.method:
         raise ConfigError("method.name is required (e.g. ce, ce_drw, ldam_drw, bsce)")
     if cfg.epochs <= 0 or cfg.data.batch_size <= 0:

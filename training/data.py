@@ -48,6 +48,7 @@ class TrainData:
     test: Any
     source: str
     make_train: Callable[[TrainingMethod], Any]  # method -> ArrayLoader or BatchedDataLoader over the train split
+    val: Any = None  # the val split's loader, built when the config selects its epoch on it
 
 
 def _per_rank_batch(global_batch: int, world_size: int) -> int:
@@ -58,6 +59,9 @@ def _per_rank_batch(global_batch: int, world_size: int) -> int:
 
 def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int) -> TrainData:
     data = cfg.data
+    if cfg.select == "val":
+        raise ValueError(f"select: val needs a val split, and {data.dataset} has none (the benchmark is train/test "
+                         "only); use select: last")
     train = cifar_lt(CIFAR[data.dataset], "train", data.imb_factor, seed=data.subset_seed, root=data.root)
     images, labels = train.images, train.labels
     if data.subset:
@@ -100,12 +104,25 @@ def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
         raise FileNotFoundError(f"data.root={image_root} does not hold the {data.dataset} images: "
                                 f"{image_root / train_set.paths[0]}, the first image of {train_list}, does not exist")
     counts = train_set.class_counts
-    test_list = find_split_list(data.dataset, "test", data.root)
-    test_set = SplitFileDataset(image_root, test_list, info.num_classes, benchmark_transform(data.dataset, train=False))
+    batch = _per_rank_batch(data.batch_size, world_size)
+
+    def eval_loader(split: str) -> tuple[DataLoader, Path]:
+        split_list = find_split_list(data.dataset, split, data.root)
+        dataset = SplitFileDataset(image_root, split_list, info.num_classes,
+                                   benchmark_transform(data.dataset, train=False))
+        if data.subset:
+            dataset = Subset(dataset, range(min(data.subset, len(dataset))))
+        return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=data.num_workers), split_list
+
+    test_loader, test_list = eval_loader("test")
+    val_loader = None
+    if cfg.select == "val":
+        if info.split_files["val"] == info.split_files["test"]:
+            raise ValueError(f"select: val needs a val split apart from the test split, and {data.dataset}'s val list "
+                             f"is its test list ({test_list.name}); use select: last")
+        val_loader = eval_loader("val")[0]
     if data.subset:
         train_set = Subset(train_set, range(min(data.subset, len(train_set))))
-        test_set = Subset(test_set, range(min(data.subset, len(test_set))))
-    batch = _per_rank_batch(data.batch_size, world_size)
 
     def make_train(method: TrainingMethod) -> BatchedDataLoader:
         views = method.image_transform(info.mean, info.std)
@@ -118,8 +135,7 @@ def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
         sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=cfg.seed)
         return BatchedDataLoader(DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=data.num_workers))
 
-    test_loader = DataLoader(test_set, batch_size=batch, shuffle=False, num_workers=data.num_workers)
-    return TrainData(counts, test_loader, f"split lists {train_list.name} / {test_list.name}", make_train)
+    return TrainData(counts, test_loader, f"split lists {train_list.name} / {test_list.name}", make_train, val_loader)
 
 
 def build_data(cfg: Any, pretrained_cfg: dict[str, Any], rank: int = 0, world_size: int = 1) -> TrainData:

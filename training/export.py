@@ -20,7 +20,7 @@ def validate_command(full_name: str, release: Path) -> str:
 
 def export_release(
     model: nn.Module, cfg: Any, config_path: str, *, heads_spec: dict | None, train_seconds: float, hardware: str,
-    precision: str, data_source: str,
+    precision: str, data_source: str, selection: dict[str, Any],
 ) -> Path:
     """Write `releases/<name>.<tag>/`, then measure it with `ltzoo validate` and record the metrics in it."""
     entry, tag = registry.resolve(cfg.full_name)
@@ -31,7 +31,7 @@ def export_release(
         "train_command": (entry.train_command(tag) if Path(config_path) == Path(entry.recipe(tag))
                           else f"accelerate launch training/train.py --config {config_path}"),
         "config": cfg.to_dict(), "train_seconds": round(train_seconds, 1), "hardware": hardware,
-        "precision": precision, "data_source": data_source,
+        "precision": precision, "data_source": data_source, "selection": selection,
         "recipe_origin": "ltzoo" if (entry.method, entry.dataset) in registry.LTZOO_RECIPES else "paper",
     }
     model.eval()

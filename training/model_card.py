@@ -37,6 +37,14 @@ def _front_matter(config: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _selection(meta: dict[str, Any]) -> str:
+    selection = meta.get("selection") or {"on": "last"}
+    if selection["on"] == "val":
+        return (f"epoch {selection['epoch']} of {meta['config']['epochs']}, the best top-1 on the val split "
+                f"({selection['val_top1']:.2f}); the test split was not used to choose it")
+    return f"the last epoch ({meta['config']['epochs']})"
+
+
 def render_model_card(config: dict[str, Any]) -> str:
     """The README.md of a release folder."""
     meta = config["ltzoo"]
@@ -73,7 +81,7 @@ def render_model_card(config: dict[str, Any]) -> str:
         "```",
         "",
     ]
-    if meta["dataset"] == "cifar10_lt":
+    if "JPEG" in meta["data_source"]:
         parts += [JPEG_NOTE, ""]
     parts += [
         "## Usage",
@@ -92,6 +100,7 @@ def render_model_card(config: dict[str, Any]) -> str:
         "```",
         "",
         f"- recipe: `{meta['recipe']}` (config below); seed {meta['config']['seed']}",
+        f"- weights: {_selection(meta)}",
         f"- training time: {meta['train_seconds'] / 3600:.2f} h on {meta['hardware']}, precision {meta['precision']}",
         f"- data: {meta['data_source']}",
         "",

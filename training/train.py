@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
@@ -38,6 +39,7 @@ from training.export import export_release  # noqa: E402
 CHECKPOINTS = "checkpoints"
 META = "meta.json"
 LOCK = "train.lock"
+SELECTED = "selected"  # run_dir/selected/epoch_XXXX.safetensors: the weights of the epoch `select: val` picked
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -100,16 +102,36 @@ def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
     return ckpt
 
 
-def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, config_path: str, epoch: int, elapsed: float) -> None:
+def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, config_path: str, epoch: int, elapsed: float,
+                    selection: dict[str, Any] | None) -> None:
     run_dir = cfg.resolved_run_dir()
     ckpt = run_dir / CHECKPOINTS / f"epoch_{epoch:04d}"
     accelerator.save_state(str(ckpt))
     if accelerator.is_main_process:
-        meta = {"epoch": epoch, "fingerprint": cfg.fingerprint(), "config_path": config_path, "elapsed_s": elapsed}
+        meta = {"epoch": epoch, "fingerprint": cfg.fingerprint(), "config_path": config_path, "elapsed_s": elapsed,
+                "selection": selection}
         (ckpt / META).write_text(json.dumps(meta))
         for old in checkpoint_dirs(run_dir)[: -cfg.keep_checkpoints]:
             shutil.rmtree(old)
+        chosen = [json.loads((c / META).read_text()).get("selection") for c in checkpoint_dirs(run_dir)]
+        keep = {selection_file(run_dir, c["epoch"]) for c in chosen if c is not None}
+        for stale in set((run_dir / SELECTED).glob("epoch_*.safetensors")) - keep:
+            stale.unlink()
     accelerator.wait_for_everyone()
+
+
+def selection_file(run_dir: Path, epoch: int) -> Path:
+    return run_dir / SELECTED / f"epoch_{epoch:04d}.safetensors"
+
+
+def save_selection(run_dir: Path, model: torch.nn.Module, epoch: int, val_top1: float) -> dict[str, Any]:
+    """Keep `model`'s weights as the val-selected epoch (1-based); the next checkpoint's meta.json records it, and
+    only then are earlier selections removed, so a kill in between resumes with the previous one intact."""
+    path = selection_file(run_dir, epoch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path.with_suffix(".tmp")))
+    os.replace(path.with_suffix(".tmp"), path)
+    return {"on": "val", "epoch": epoch, "val_top1": val_top1}
 
 
 def param_groups(model: torch.nn.Module, backbone_lr_scale: float) -> list[dict]:
@@ -137,6 +159,10 @@ def state_digest(state: dict[str, Any]) -> str:
 def weights_digest(model: torch.nn.Module) -> str:
     """sha256 over every tensor of the model's state dict: equal digests mean bitwise-equal weights."""
     return state_digest(model.state_dict())
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def hardware(accelerator: Accelerator) -> str:
@@ -196,17 +222,18 @@ def main(argv: list[str] | None = None) -> None:
         accelerator.register_for_checkpointing(method)
     train_model = torch.compile(model) if cfg.compile else model
 
-    start_epoch, elapsed = 0, 0.0
+    start_epoch, elapsed, selection = 0, 0.0, None
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
         meta = json.loads((resume_from / META).read_text())
-        start_epoch, elapsed = meta["epoch"] + 1, meta["elapsed_s"]
+        start_epoch, elapsed, selection = meta["epoch"] + 1, meta["elapsed_s"], meta.get("selection")
         accelerator.print(f"resumed from {resume_from} (epoch {meta['epoch']} done)")
     accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
     accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, precision {accelerator.mixed_precision}, "
                       f"data: {data.source}")
 
     iters = len(train_loader)
+    amp_dtype = torch.bfloat16 if accelerator.mixed_precision == "bf16" else None
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         train_loader.set_epoch(epoch)
@@ -233,14 +260,17 @@ def main(argv: list[str] | None = None) -> None:
         stats.update({"train/lr": lr, "train/epoch_seconds": time.perf_counter() - t0})
         last = epoch + 1 == cfg.epochs
         if accelerator.is_main_process and ((epoch + 1) % cfg.eval_every == 0 or last):
-            result = evaluate(accelerator.unwrap_model(model), data.test, data.class_counts, progress=False,
-                              amp_dtype=torch.bfloat16 if accelerator.mixed_precision == "bf16" else None)
-            stats.update({f"test/{k}": v for k, v in result.to_dict(include_confusion=False).items()
+            split = "val" if cfg.select == "val" else "test"  # selecting on val: test is measured once, by the export
+            result = evaluate(accelerator.unwrap_model(model), data.val if split == "val" else data.test,
+                              data.class_counts, progress=False, amp_dtype=amp_dtype)
+            stats.update({f"{split}/{k}": v for k, v in result.to_dict(include_confusion=False).items()
                           if k in ("top1", "top5", "many", "medium", "few", "ece") and v is not None})
-            accelerator.print(f"epoch {epoch + 1}: top-1 {result.top1:.2f} many {result.many} medium {result.medium} "
-                              f"few {result.few}")
+            groups = " ".join(f"{g} {_pct(getattr(result, g))}" for g in ("many", "medium", "few"))
+            accelerator.print(f"epoch {epoch + 1}: {split} top-1 {result.top1:.2f} {groups}")
+            if split == "val" and (selection is None or result.top1 > selection["val_top1"]):
+                selection = save_selection(run_dir, accelerator.unwrap_model(model), epoch + 1, result.top1)
         accelerator.log(stats, step=epoch + 1)
-        save_checkpoint(accelerator, cfg, args.config, epoch, elapsed)
+        save_checkpoint(accelerator, cfg, args.config, epoch, elapsed, selection)
 
     if accelerator.num_processes > 1:
         # DDP broadcasts buffers (BatchNorm running stats) from rank 0 at the start of each forward, so after the last
@@ -254,7 +284,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[rank {accelerator.process_index}/{accelerator.num_processes}] method state sha256 "
               f"{state_digest(method.state_dict())}", flush=True)
     if accelerator.is_main_process and method.exports_release and not args.no_export:
+        if cfg.select == "val":
+            accelerator.unwrap_model(model).load_state_dict(load_file(selection_file(run_dir, selection["epoch"])))
+            accelerator.print(f"exporting epoch {selection['epoch']}: best val top-1 ({selection['val_top1']:.2f})")
+        else:
+            selection = {"on": "last", "epoch": cfg.epochs}
         out = export_release(accelerator.unwrap_model(model), cfg, args.config, heads_spec=heads_spec,
+                             selection=selection,
                              train_seconds=elapsed, hardware=hardware(accelerator),
                              precision=accelerator.mixed_precision, data_source=data.source)
         accelerator.print(f"release written to {out}")
