@@ -56,3 +56,15 @@ def test_identical_labels_give_the_single_label_loss():
     loss.set_class_weight(WEIGHT)
     lam = torch.tensor([0.1, 0.9, 0.5, 0.3, 1.0])
     torch.testing.assert_close(mixed_label_loss(loss, logits, a, a, lam), loss(logits, a))
+
+
+def test_a_second_label_weight_that_does_not_complement_the_first_weighs_its_term():
+    """LSM's unnormalised saliency shares: λ^a + λ^b need not be 1; each term keeps its own weight sum."""
+    logits, a, b = _batch()
+    lam_a, lam_b = torch.tensor([0.7, 0.2, 0.5, 0.3, 1.0]), torch.tensor([0.5, 0.9, 0.1, 0.3, 0.0])
+    loss = CrossEntropyLoss()
+    loss.set_class_weight(WEIGHT)
+    ce_a = F.cross_entropy(logits, a, reduction="none")
+    ce_b = F.cross_entropy(logits, b, reduction="none")
+    expected = (lam_a * WEIGHT[a] * ce_a).sum() / WEIGHT[a].sum() + (lam_b * WEIGHT[b] * ce_b).sum() / WEIGHT[b].sum()
+    torch.testing.assert_close(mixed_label_loss(loss, logits, a, b, lam_a, lam_b), expected)

@@ -175,6 +175,24 @@ def test_lsm_adds_no_parameters(name: str) -> None:
         {k: v.shape for k, v in base_model.state_dict().items()}
 
 
-def test_unnormalised_labels_are_refused_with_the_reason() -> None:
-    with pytest.raises(ValueError, match="two independent label weights"):
-        build_method("ce_lsm", [2, 1], EPOCHS, normalise=False)
+def test_unnormalised_labels_weigh_each_term_by_its_raw_saliency_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`normalise=False`: L = (1/B) Σ (w_h ℓ_h + w_t ℓ_t) with SnapMix's raw shares, which need not sum to one."""
+    data = train_set(SKEWED)
+    method = ready("ce_lsm", data, p_mix=1.0, normalise=False)
+    model = make_model("ce_lsm")
+    mixed = record_mix(method, monkeypatch)
+    loss, _ = method.training_step(model, head_batch(data), MIXING_EPOCH)
+    paired = mixed[0]
+    assert not torch.allclose(paired.lam + paired.minor_lam, torch.ones(BATCH))
+    logits = model(paired.images)
+    expected = (paired.lam * F.cross_entropy(logits, paired.labels, reduction="none")
+                + paired.minor_lam * F.cross_entropy(logits, paired.minor_labels, reduction="none")).mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
+
+
+def test_normalised_labels_sum_to_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = train_set(SKEWED)
+    method = ready("ce_lsm", data, p_mix=1.0)
+    mixed = record_mix(method, monkeypatch)
+    method.training_step(make_model("ce_lsm"), head_batch(data), MIXING_EPOCH)
+    torch.testing.assert_close(mixed[0].lam + mixed[0].minor_lam, torch.ones(BATCH))

@@ -85,6 +85,7 @@ def test_the_plain_configuration_reproduces_cmo_box_paste_and_ratio():
     assert torch.equal(paired.images, mixed)
     assert paired.boxes.tolist() == [list(map(int, box))] * BATCH
     assert paired.lam.tolist() == pytest.approx([ratio] * BATCH)
+    assert paired.minor_lam.tolist() == pytest.approx([1 - ratio] * BATCH)
     assert torch.equal(paired.labels, batch.labels) and torch.equal(paired.minor_labels, minor.labels)
 
 
@@ -109,7 +110,7 @@ def test_drw_normalises_each_label_term_by_its_own_weight_sum():
     logits = torch.randn(6, 10, generator=generator)
     labels, minor_labels = torch.tensor([0, 0, 1, 2, 0, 1]), torch.tensor([9, 8, 9, 7, 6, 9])
     lam = torch.tensor([0.1, 0.5, 0.9, 0.3, 0.7, 0.2])
-    paired = type("P", (), {"labels": labels, "minor_labels": minor_labels, "lam": lam})
+    paired = type("P", (), {"labels": labels, "minor_labels": minor_labels, "lam": lam, "minor_lam": 1 - lam})
     ce = F.cross_entropy(logits, labels, reduction="none")
     ce_minor = F.cross_entropy(logits, minor_labels, reduction="none")
     w, w_minor = weight[labels], weight[minor_labels]
@@ -123,7 +124,8 @@ def test_equal_per_image_lambdas_give_cmos_scalar_lambda_loss():
     method = cmo_at(0, drw_start=0)
     logits = torch.randn(4, 10, generator=torch.Generator().manual_seed(2))
     labels, minor_labels = torch.tensor([0, 1, 0, 3]), torch.tensor([9, 9, 5, 4])
-    paired = type("P", (), {"labels": labels, "minor_labels": minor_labels, "lam": torch.full((4,), 0.3)})
+    paired = type("P", (), {"labels": labels, "minor_labels": minor_labels, "lam": torch.full((4,), 0.3),
+                            "minor_lam": torch.full((4,), 0.7)})
     scalar = 0.3 * method.loss(logits, labels) + 0.7 * method.loss(logits, minor_labels)
     torch.testing.assert_close(method.mixed_loss(logits, paired), scalar)
 
@@ -220,11 +222,11 @@ def test_opencv_boxes_are_centred_on_the_peak_of_the_uint8_image_map():
     assert torch.equal(paired.boxes, centred_boxes(peaks(maps), 32, 32, lam))
 
 
-def test_a_plugged_in_patch_region_sets_the_mask_and_the_label_weight():
+def test_a_plugged_in_patch_region_sets_the_mask_and_both_label_weights():
     def top_half(model, images, labels, minor_images, minor_labels, lam):
         mask = torch.zeros(images.shape[0], 1, *images.shape[-2:], dtype=torch.bool)
         mask[..., :16, :] = True
-        return mask, torch.full((images.shape[0],), 0.25)
+        return mask, torch.full((images.shape[0],), 0.25), torch.full((images.shape[0],), 0.5)
 
     engine, train_set = bound_engine(region="patch_topk", patch_region=top_half)
     batch, minor = _first_open_epoch_batch(engine, train_set)
@@ -233,6 +235,7 @@ def test_a_plugged_in_patch_region_sets_the_mask_and_the_label_weight():
     assert torch.equal(paired.images[..., :16, :], minor.images[..., :16, :])
     assert torch.equal(paired.images[..., 16:, :], batch.images[..., 16:, :])
     assert paired.lam.tolist() == [0.25] * BATCH and paired.boxes is None
+    assert paired.minor_lam.tolist() == [0.5] * BATCH
 
 
 def test_patch_topk_without_a_patch_region_is_an_error():

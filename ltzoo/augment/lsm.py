@@ -114,26 +114,28 @@ def dynamic_soft_label(
 
 class LSMPatchRegion:
     """LSM's region for `PairedMinorityEngine(region="patch_topk")`: the Grad-CAM unit scores of the tail (minority)
-    and head (background) images from one saliency pass, the tail's unit mask and λ̂ = w̄_h (normalised labels:
-    the engine weighs the tail label by 1 − λ̂)."""
+    and head (background) images from one saliency pass, the tail's unit mask and the label weights (w̄_h, w̄_t),
+    or SnapMix's unnormalised (w_h, w_t) with `normalise=False`."""
 
-    def __init__(self, patch_size: int = 4, mask_rule: str = "topk_beta", head_weight: str = "saliency") -> None:
+    def __init__(self, patch_size: int = 4, mask_rule: str = "topk_beta", head_weight: str = "saliency",
+                 normalise: bool = True) -> None:
         if mask_rule not in MASK_RULES:
             raise ValueError(f"unknown mask rule {mask_rule!r}; choose one of {MASK_RULES}")
         if head_weight not in HEAD_WEIGHTS:
             raise ValueError(f"unknown head weight {head_weight!r}; choose one of {HEAD_WEIGHTS}")
         self.patch_size, self.mask_rule, self.head_weight = patch_size, mask_rule, head_weight
+        self.normalise = normalise
 
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, minor_images: Tensor,
-                 minor_labels: Tensor, lam: float) -> tuple[Tensor, Tensor]:
+                 minor_labels: Tensor, lam: float) -> tuple[Tensor, Tensor, Tensor]:
         if self.head_weight == "saliency":  # one saliency pass over [x_t; x_h]
             both = torch.cat((minor_images, images)), torch.cat((minor_labels, labels))
             scores_tail, scores_head = self._scores(model, *both).split(labels.shape[0])
         else:
             scores_tail, scores_head = self._scores(model, minor_images, minor_labels), None
         mask = unit_mask(scores_tail, lam, self.mask_rule)
-        w_head, _ = dynamic_soft_label(scores_tail, scores_head, mask, self.head_weight)
-        return unit_pixel_mask(mask, self.patch_size, images.shape[-2], images.shape[-1]), w_head
+        w_head, w_tail = dynamic_soft_label(scores_tail, scores_head, mask, self.head_weight, self.normalise)
+        return unit_pixel_mask(mask, self.patch_size, images.shape[-2], images.shape[-1]), w_head, w_tail
 
     def _scores(self, model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         """ŝ (B, N): the own-label Grad-CAM of each image, upsampled, patch-averaged and sum-normalised."""

@@ -38,10 +38,11 @@ _ENGINE_STREAM = 6  # SeedSequence key of the engine's own draws (gate coin, λ,
 
 class PatchRegion(Protocol):
     """A plugged-in region (e.g. LSM's top-K patches): given the batch pair and the batch's λ ~ Beta, return the
-    boolean mask (B, 1, H, W) of pixels that take minority content and λ̂ (B,), the background label's weight."""
+    boolean mask (B, 1, H, W) of pixels that take minority content, λ̂ (B,), the background label's weight, and
+    the minority label's weight (B,) (1 − λ̂ when the two are normalised)."""
 
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, minor_images: Tensor,
-                 minor_labels: Tensor, lam: float) -> tuple[Tensor, Tensor]: ...
+                 minor_labels: Tensor, lam: float) -> tuple[Tensor, Tensor, Tensor]: ...
 
 
 @dataclass
@@ -52,9 +53,10 @@ class PairedBatch:
     labels: Tensor  # y, the background labels
     minor_images: Tensor  # x' (B, C, H, W)
     minor_labels: Tensor  # y'
-    lam: Tensor  # λ̂ (B,) float32: L = λ̂ ℓ(·, y) + (1 − λ̂) ℓ(·, y')
+    lam: Tensor  # λ̂ (B,) float32: L = λ̂ ℓ(·, y) + λ̂' ℓ(·, y')
     mask: Tensor  # M (B, 1, H, W) bool, True where the minority content (or the zero fill) sits
     boxes: Tensor | None  # (B, 4) (x1, y1, x2, y2) for box regions, None for patches
+    minor_lam: Tensor  # λ̂' (B,) float32, the weight of y': 1 − λ̂ unless a patch region weighs them apart
 
 
 class _RankSlice(Sampler[int]):
@@ -197,7 +199,7 @@ class PairedMinorityEngine:
         height, width = images.shape[-2:]
         lam = float(self.rng.beta(self.box_beta, self.box_beta))
         if self.region == "patch_topk":
-            mask, lam_hat = self.patch_region(model, images, labels, minor_images, minor_labels, lam)
+            mask, lam_hat, minor_lam = self.patch_region(model, images, labels, minor_images, minor_labels, lam)
             boxes = None
         else:
             centres = self._box_centres(model, images, labels).to(images.device)
@@ -208,9 +210,11 @@ class PairedMinorityEngine:
             lam_hat = kept_area(boxes, height, width)
             if self.label == "saliency":
                 lam_hat = self._saliency_label_weight(model, images, labels, minor_images, minor_labels, mask, lam_hat)
+            minor_lam = 1.0 - lam_hat
         fill = minor_images if self.fill == "paste" else torch.zeros_like(images)
         mixed = torch.where(mask, fill, images)
-        return PairedBatch(mixed, labels, minor_images, minor_labels, lam_hat.to(images.device), mask, boxes)
+        return PairedBatch(mixed, labels, minor_images, minor_labels, lam_hat.to(images.device), mask, boxes,
+                           minor_lam.to(images.device))
 
     def _box_centres(self, model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         """Box centres (row, col): uniform (one per batch or per image), or the peaks of the saliency maps."""

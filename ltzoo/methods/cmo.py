@@ -64,8 +64,9 @@ class PairedMinorityMethod(TrainingMethod):
         return self.engine.mix(unwrap(model), batch.images, batch.labels, minor), minor
 
     def mixed_loss(self, logits: torch.Tensor, paired: PairedBatch) -> torch.Tensor:
-        """L_MCE = Σ λ̂_i w_{y_i} ℓ(·, y_i)/Σ w_{y_i} + Σ (1 − λ̂_i) w_{y'_i} ℓ(·, y'_i)/Σ w_{y'_i} (baselines §4.1)."""
-        return mixed_label_loss(self.loss, logits, paired.labels, paired.minor_labels, paired.lam)
+        """L_MCE = Σ λ̂_i w_{y_i} ℓ(·, y_i)/Σ w_{y_i} + Σ λ̂'_i w_{y'_i} ℓ(·, y'_i)/Σ w_{y'_i} (baselines §4.1), with
+        λ̂' = 1 − λ̂ except for LSM's unnormalised label weights."""
+        return mixed_label_loss(self.loss, logits, paired.labels, paired.minor_labels, paired.lam, paired.minor_lam)
 
     def plain_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
         """L = ℓ(f(x), y) on the background batch."""

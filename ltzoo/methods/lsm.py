@@ -47,11 +47,8 @@ class LSMMethod(PairedMinorityMethod):
             raise ValueError(f"unknown tail sampler {tail_sampler!r}; choose one of {', '.join(TAIL_SAMPLERS)}")
         if cam_source not in CAM_SOURCES:
             raise ValueError(f"unknown cam source {cam_source!r}; choose one of {', '.join(CAM_SOURCES)}")
-        if not normalise:
-            raise ValueError("normalise=False (SnapMix's unnormalised (w_h, w_t)) needs two independent label weights; "
-                             "the paired engine's λ̂ and mixed_label_loss weigh the tail label by 1 − λ̂")
         engine = PairedMinorityEngine(
             epochs, minor_sampler=TAIL_SAMPLERS[tail_sampler], region="patch_topk", p_aug=p_mix, aug_start=mix_start,
-            aug_end=mix_end, box_beta=mix_beta, patch_region=LSMPatchRegion(patch_size, mask_rule, head_weight),
+            aug_end=mix_end, box_beta=mix_beta, patch_region=LSMPatchRegion(patch_size, mask_rule, head_weight, normalise),
         )
         super().__init__(class_counts, epochs, engine, base_loss, drw_start, drw_beta, max_margin, scale)
