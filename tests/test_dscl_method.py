@@ -346,22 +346,29 @@ def test_probe_bn_eval_leaves_every_backbone_tensor_unchanged(stage1_checkpoint)
             assert torch.equal(value, before[key]), key
 
 
-def test_probe_stream_is_as_long_as_the_ordinary_loader_on_every_rank():
+def test_probe_loader_draws_as_many_images_per_epoch_as_the_training_set_on_every_rank():
     method = build_method("dscl_probe", [5, 3, 2], 2, init_from="unused")
+    sampler = method.train_sampler(LABELS, seed=0)
+    assert len(sampler) == len(LABELS)
     for rank in range(2):
-        method.bind_data(train_set(batch=3, rank=rank, world=2))
-        ordinary = ArrayLoader(cifar_images(8), LABELS, 3, method.cifar_transform(MEAN, STD), rank=rank, world_size=2)
-        assert len(method.stream) == len(ordinary) == 2
+        loader = ArrayLoader(cifar_images(8), LABELS, 3, method.cifar_transform(MEAN, STD), sampler=sampler, rank=rank,
+                             world_size=2)
+        assert len(loader) == 2  # ⌈10 draws / 2 ranks / batch 3⌉, like the plain loader
 
 
-def test_probe_stream_draws_classes_uniformly():
+def test_probe_sampler_draws_classes_uniformly():
     labels = np.repeat([0, 1, 2], [200, 20, 2])
     method = build_method("dscl_probe", [200, 20, 2], 2, init_from="unused")
-    method.bind_data(TrainSet(labels, 222, 0, MEAN, STD, images=np.zeros((222, 4, 4, 3), dtype=np.uint8)))
-    method.on_epoch_start(0)
-    drawn = torch.cat([b.labels for b in method.stream])
-    frequencies = torch.bincount(drawn, minlength=3).double() / len(drawn)
+    drawn = torch.as_tensor(list(method.train_sampler(labels, seed=0)))
+    frequencies = torch.bincount(torch.as_tensor(labels)[drawn], minlength=3).double() / len(drawn)
     torch.testing.assert_close(frequencies, torch.full((3,), 1 / 3, dtype=torch.float64), atol=0.1, rtol=0)
+
+
+def test_probe_image_transform_gives_one_augmented_normalised_tensor_per_image():
+    method = build_method("dscl_probe", [5, 3, 2], 2, init_from="unused")
+    view = method.image_transform(MEAN, STD, 64)(Image.fromarray(cifar_images(1)[0]))
+    assert view.shape == (3, 64, 64) and view.dtype == torch.float32
+    assert view.min() < 0 < view.max()
 
 
 def test_probe_without_stage1_weights_is_a_clear_error(tmp_path: Path):

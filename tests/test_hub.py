@@ -23,7 +23,6 @@ from ltzoo.hub import (
     ClassCountMismatchError,
     CorruptWeightsError,
     HubUnreachableError,
-    WeightsError,
     WeightsNotAvailableError,
     sha256_file,
 )

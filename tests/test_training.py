@@ -30,6 +30,9 @@ from safetensors.torch import load_file
 
 import ltzoo
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
+from training.config import load_config  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "training" / "train.py"
 CONFIGS = ROOT / "training" / "configs"
@@ -108,19 +111,28 @@ def tiny_cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def write_split_root(root: Path, folder: str, num_images: int, num_classes: int, size: int = 64) -> Path:
+def write_split_root(root: Path, folder: str, num_images: int, num_classes: int, size: int = 64,
+                     every_class: bool = False) -> Path:
     """A split-file image root: real 32-px CIFAR images upscaled to `size` px JPEGs under `train/`, and the
-    `<folder>_train.txt` / `<folder>_test.txt` / `<folder>_val.txt` lists (`relative/path label`) in the root itself."""
+    `<folder>_train.txt` / `<folder>_test.txt` / `<folder>_val.txt` lists (`relative/path label`) in the root itself.
+
+    `every_class` lists one training line per class (line k: class k, image k mod num_images), so every class count
+    is positive, as on the real benchmark; train on the first images with `data.subset`.
+    """
     images = lossless_refs()["cifar10_train_first4000_x"][:num_images]
-    lines = []
+    files = []
     for i, image in enumerate(images):
         relative = f"train/img_{i:03d}.jpg"
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).resize((size, size), Image.BICUBIC).save(root / relative, quality=90)
-        lines.append(f"{relative} {(i * 37) % num_classes}\n")
+        files.append(relative)
+    if every_class:
+        lines = [f"{files[k % num_images]} {k}\n" for k in range(num_classes)]
+    else:
+        lines = [f"{relative} {(i * 37) % num_classes}\n" for i, relative in enumerate(files)]
     (root / f"{folder}_train.txt").write_text("".join(lines))
     (root / f"{folder}_test.txt").write_text("".join(lines[: max(2, num_images // 2)]))
-    (root / f"{folder}_val.txt").write_text("".join(lines[num_images // 2:]))
+    (root / f"{folder}_val.txt").write_text("".join(lines[num_images // 2: num_images]))
     return root
 
 
@@ -266,14 +278,44 @@ def test_two_gloo_processes_train_the_same_weights_with_the_configs_global_batch
     assert is_complete(checkpoint(tmp_path / "run", 1))
 
 
+LARGE_SCALE = sorted(p for p in CONFIGS.glob("*.yaml") if "cifar" not in p.name and not p.name.endswith(".probe.yaml"))
+SPLIT_FOLDERS = {"imagenet_lt": ("ImageNet_LT", 1000), "inat2018": ("iNaturalist18", 8142),
+                 "places_lt": ("Places_LT", 365)}
+
+
+def tiny_split_run(config: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """One epoch of 8 real images at batch 4 (two optimisation steps) on a split-file root for the config's dataset,
+    whose list names every class (class counts are what methods see); an ImageNet-initialised backbone (Places-LT)
+    starts from random weights, as nothing can be downloaded here."""
+    cfg = load_config(config)
+    folder, num_classes = SPLIT_FOLDERS[cfg.data.dataset]
+    data = write_split_root(tmp_path / "data", folder, num_images=8, num_classes=num_classes, every_class=True)
+    offline = ["model.pretrained_backbone=false"] if cfg.model.get("pretrained_backbone") else []
+    return train(config, "epochs=1", f"data.root={data}", "data.subset=8", "data.batch_size=4", "data.num_workers=0",
+                 *offline, *args, run_dir=tmp_path / "run", release_dir=tmp_path / "releases")
+
+
 @pytest.mark.slow
-def test_imagenet_lt_config_trains_on_a_split_file_root(tmp_path: Path):
-    data = write_split_root(tmp_path / "data", "ImageNet_LT", num_images=8, num_classes=1000)
-    result = train(CE_IMAGENET, "epochs=1", f"data.root={data}", "data.batch_size=4", "data.num_workers=0",
-                   "--no-export", run_dir=tmp_path / "run")
+@pytest.mark.parametrize("config", LARGE_SCALE, ids=lambda p: p.stem)
+def test_large_scale_config_trains_two_steps_on_a_split_file_root(tmp_path: Path, config: Path):
+    result = tiny_split_run(config, tmp_path, "--no-export")
     assert result.returncode == 0, explain(result)
     assert "2 iterations/epoch" in result.stdout, explain(result)  # 8 images / batch 4
     assert is_complete(checkpoint(tmp_path / "run", 0))
+
+
+@pytest.mark.slow
+def test_dscl_imagenet_lt_probe_trains_on_stage1_weights_and_releases_the_val_selected_epoch(tmp_path: Path):
+    stage1 = tiny_split_run(CONFIGS / "resnet50_dscl_imagenet_lt.e200.yaml", tmp_path / "stage1")
+    assert stage1.returncode == 0, explain(stage1)
+    probe = tiny_split_run(CONFIGS / "resnet50_dscl_imagenet_lt.e200.probe.yaml", tmp_path / "probe", "epochs=2",
+                           f"method.init_from={checkpoint(tmp_path / 'stage1' / 'run', 0)}")
+    assert probe.returncode == 0, explain(probe)
+    assert len(re.findall(r"^epoch \d+: val top-1", probe.stdout, re.MULTILINE)) == 2, explain(probe)
+    meta = json.loads((tmp_path / "probe" / "releases" / "resnet50_dscl_imagenet_lt.e200" / "config.json")
+                      .read_text())["ltzoo"]
+    assert meta["selection"]["on"] == "val" and meta["selection"]["epoch"] in (1, 2)
+    assert meta["metrics"]["num_images"] == 4  # measured on the test list, after the selection
 
 
 @pytest.mark.slow
@@ -297,16 +339,6 @@ def test_select_val_exports_the_epoch_with_the_best_val_top1(tmp_path: Path):
     assert sorted((run_dir / "selected").iterdir()) == [selected]
     exported = load_file(release / "model.safetensors")
     assert all(torch.equal(exported[k], v) for k, v in load_file(selected).items() if k in exported)
-
-
-@pytest.mark.slow
-def test_places_lt_config_trains_on_a_split_file_root(tmp_path: Path):
-    data = write_split_root(tmp_path / "data", "Places_LT", num_images=4, num_classes=365)
-    result = train(CE_PLACES, "epochs=1", f"data.root={data}", "data.batch_size=2", "data.num_workers=0",
-                   "model.pretrained_backbone=false", "--no-export", run_dir=tmp_path / "run")
-    assert result.returncode == 0, explain(result)
-    assert "2 iterations/epoch" in result.stdout, explain(result)  # 4 images / batch 2
-    assert is_complete(checkpoint(tmp_path / "run", 0))
 
 
 @pytest.fixture(scope="module")

@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ltzoo.data.loader import to_channels_last
-from ltzoo.data import ArrayLoader, Batch, SplitFileDataset, benchmark_transform, cifar_lt, find_split_list
+from ltzoo.data import (ArrayLoader, BatchedDataLoader, ShardedSampler, SplitFileDataset, benchmark_transform,
+                        cifar_lt, find_split_list)
 from ltzoo.data.batch_transforms import cifar_eval_transform
 from ltzoo.data.cifar import ZOO_CIFAR_DATASETS as CIFAR
 from ltzoo.data.splits import BENCHMARKS
 from ltzoo.methods import TrainingMethod, TrainSet
 
-
-
-class BatchedDataLoader:
-    """A torch DataLoader whose (images, labels) tuples come out as `Batch`es, like ArrayLoader's."""
-
-    def __init__(self, loader: DataLoader) -> None:
-        self.loader = loader
-
-    def set_epoch(self, epoch: int) -> None:
-        self.loader.sampler.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[Batch]:
-        for images, labels in self.loader:
-            if isinstance(images, list):  # multi-view transforms collate to a list of batches
-                images = tuple(images)
-            yield Batch(to_channels_last(images), labels, torch.empty(0, dtype=torch.long))
 
 
 @dataclass
@@ -74,8 +54,9 @@ def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int)
     def make_train(method: TrainingMethod) -> ArrayLoader:
         method.bind_data(TrainSet(labels, batch, cfg.seed, tuple(mean), tuple(std), images=images, rank=rank,
                                   world_size=world_size, channels_last=cfg.channels_last))
-        return ArrayLoader(images, labels, batch, method.cifar_transform(mean, std), seed=cfg.seed,
-                           rank=rank, world_size=world_size, channels_last=cfg.channels_last)
+        return ArrayLoader(images, labels, batch, method.cifar_transform(mean, std),
+                           sampler=method.train_sampler(labels, cfg.seed), seed=cfg.seed, rank=rank,
+                           world_size=world_size, channels_last=cfg.channels_last)
 
     test_loader = ArrayLoader(test.images, test.labels, 256, cifar_eval_transform(mean, std), seed=0,
                               channels_last=cfg.channels_last)
@@ -128,12 +109,15 @@ def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
         views = method.image_transform(info.mean, info.std)
         if views is not None:
             (train_set.dataset if isinstance(train_set, Subset) else train_set).transform = views
-        method.bind_data(TrainSet(np.asarray(train_set.targets if not data.subset else
-                                             [train_set.dataset.targets[i] for i in train_set.indices]),
-                                  batch, cfg.seed, info.mean, info.std, dataset=train_set, rank=rank,
+        labels = np.asarray(train_set.targets if not data.subset else
+                            [train_set.dataset.targets[i] for i in train_set.indices])
+        method.bind_data(TrainSet(labels, batch, cfg.seed, info.mean, info.std, dataset=train_set, rank=rank,
                                   world_size=world_size, channels_last=cfg.channels_last, num_workers=data.num_workers))
-        sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=cfg.seed)
-        return BatchedDataLoader(DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=data.num_workers))
+        drawn = method.train_sampler(labels, cfg.seed)
+        sampler = (DistributedSampler(train_set, world_size, rank, shuffle=True, seed=cfg.seed) if drawn is None
+                   else ShardedSampler(drawn, rank, world_size))
+        return BatchedDataLoader(DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=data.num_workers),
+                                 cfg.channels_last)
 
     return TrainData(counts, test_loader, f"split lists {train_list.name} / {test_list.name}", make_train, val_loader)
 

@@ -32,7 +32,7 @@ def _front_matter(config: dict[str, Any]) -> str:
         }],
     }
     lines = ["---", "library_name: timm", "license: apache-2.0", "tags:", "- image-classification", "- timm",
-             "- ltzoo", "- long-tailed-recognition", f"pipeline_tag: image-classification",
+             "- ltzoo", "- long-tailed-recognition", "pipeline_tag: image-classification",
              f"model-index: {json.dumps([index])}", "---", ""]
     return "\n".join(lines)
 

@@ -108,12 +108,12 @@ def dscl_views(mean: Sequence[float], std: Sequence[float], size: int, global_sc
 class PerImageViews:
     """A batch transform applied to one PIL image (a DataLoader dataset's transform): the image becomes a batch of
     one, randomness comes from a generator seeded by torch's global RNG (seeded per worker), the batch dimension is
-    dropped from every output."""
+    dropped from the output (a tensor, or each view of a multi-view transform)."""
 
     def __init__(self, transform: BatchTransform) -> None:
         self.transform = transform
 
-    def __call__(self, image: Image.Image) -> tuple[Tensor, ...]:
+    def __call__(self, image: Image.Image) -> Tensor | tuple[Tensor, ...]:
         generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
         views = self.transform(TF.pil_to_tensor(image.convert("RGB"))[None], generator)
-        return tuple(view[0] for view in views)
+        return views[0] if isinstance(views, Tensor) else tuple(view[0] for view in views)

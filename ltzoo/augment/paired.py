@@ -9,7 +9,6 @@ weights (`area`, `saliency`). The plain configuration (random box, per batch, pa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,11 +16,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from ..data.batch_transforms import BatchTransform
-from ..data.loader import ArrayLoader, Batch
-from ..data.samplers import ClassAwareSampler
+from ..data.loader import ArrayLoader, Batch, BatchedDataLoader
+from ..data.samplers import ClassAwareSampler, ShardedSampler
 from .boxes import box_masks, centred_boxes, kept_area, random_centres
 from .saliency import model_saliency, normalize_maps, opencv_finegrained_saliency, peaks, to_uint8_images, upsample
 
@@ -57,41 +56,6 @@ class PairedBatch:
     mask: Tensor  # M (B, 1, H, W) bool, True where the minority content (or the zero fill) sits
     boxes: Tensor | None  # (B, 4) (x1, y1, x2, y2) for box regions, None for patches
     minor_lam: Tensor  # λ̂' (B,) float32, the weight of y': 1 − λ̂ unless a patch region weighs them apart
-
-
-class _RankSlice(Sampler[int]):
-    """Rank r's share order[r::world_size] of a sampler's epoch order, padded by repetition as ArrayLoader does."""
-
-    def __init__(self, sampler: ClassAwareSampler, rank: int, world_size: int) -> None:
-        super().__init__()
-        self.sampler, self.rank, self.world_size = sampler, rank, world_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.sampler) / self.world_size)
-
-    def __iter__(self) -> Iterator[int]:
-        order = list(self.sampler)
-        total = len(self) * self.world_size
-        return iter((order * math.ceil(total / len(order)))[:total][self.rank::self.world_size])
-
-
-class _BatchedMinorityLoader:
-    """The minority DataLoader of split-file benchmarks, yielding `Batch`es like ArrayLoader."""
-
-    def __init__(self, loader: DataLoader, channels_last: bool) -> None:
-        self.loader, self.channels_last = loader, channels_last
-
-    def set_epoch(self, epoch: int) -> None:
-        self.loader.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[Batch]:
-        for images, labels in self.loader:
-            if self.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            yield Batch(images, labels, torch.empty(0, dtype=torch.long))
 
 
 class PairedMinorityEngine:
@@ -157,9 +121,9 @@ class PairedMinorityEngine:
                                        world_size=train_set.world_size, channels_last=train_set.channels_last)
         else:
             loader = DataLoader(train_set.dataset, batch_size=train_set.batch_size,
-                                sampler=_RankSlice(sampler, train_set.rank, train_set.world_size),
+                                sampler=ShardedSampler(sampler, train_set.rank, train_set.world_size),
                                 num_workers=train_set.num_workers)
-            self._loader = _BatchedMinorityLoader(loader, train_set.channels_last)
+            self._loader = BatchedDataLoader(loader, train_set.channels_last)
 
     def set_epoch(self, epoch: int) -> None:
         """Re-seed the minority stream and the engine's draws for `epoch` (call at every epoch start)."""

@@ -7,18 +7,19 @@ boundary reproduces the same batches without saving any generator state.
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from ltzoo.data.batch_transforms import BatchTransform
 
-__all__ = ["to_channels_last", "ArrayLoader", "Batch"]
+__all__ = ["to_channels_last", "ArrayLoader", "Batch", "BatchedDataLoader", "with_transform"]
 
 
 class Batch(NamedTuple):
@@ -148,3 +149,34 @@ class ArrayLoader:
             if self.channels_last:
                 images = to_channels_last(images)
             yield Batch(images, self.labels[batch_indices], batch_indices)
+
+
+class BatchedDataLoader:
+    """A torch DataLoader over a per-image dataset whose (images, labels) come out as `Batch`es, like ArrayLoader's:
+    multi-view items as a tuple of view batches, channels_last on request. Its sampler must have `set_epoch`."""
+
+    def __init__(self, loader: DataLoader, channels_last: bool = True) -> None:
+        self.loader, self.channels_last = loader, channels_last
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for images, labels in self.loader:
+            if isinstance(images, list):  # multi-view transforms collate to a list of batches
+                images = tuple(images)
+            yield Batch(to_channels_last(images) if self.channels_last else images, labels,
+                        torch.empty(0, dtype=torch.long))
+
+
+def with_transform(dataset: Dataset, transform: Callable[[Any], Any]) -> Dataset:
+    """A shallow copy of a per-image dataset (or of the dataset under a Subset) with another `transform`, for a
+    second stream over the same images (e.g. a patch or probe view) that must not change the main loader's."""
+    if isinstance(dataset, Subset):
+        return Subset(with_transform(dataset.dataset, transform), dataset.indices)
+    twin = copy.copy(dataset)
+    twin.transform = transform
+    return twin

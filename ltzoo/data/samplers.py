@@ -23,6 +23,7 @@ __all__ = [
     "EpochSampler",
     "InstanceSampler",
     "MinorityStream",
+    "ShardedSampler",
     "class_probabilities",
 ]
 
@@ -142,6 +143,29 @@ class ClassAwareSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class ShardedSampler(Sampler[int]):
+    """Rank r's share ``order[r::world_size]`` of a sampler's epoch order, padded by repetition to a multiple of
+    ``world_size`` as ArrayLoader pads, so every rank gets the same number of indices (DistributedSampler's rule,
+    for a sampler that is not a plain shuffle)."""
+
+    def __init__(self, sampler: EpochSampler, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__()
+        if world_size <= 0 or not 0 <= rank < world_size:
+            raise ValueError(f"need world_size >= 1 and 0 <= rank < world_size, got {rank=}, {world_size=}")
+        self.sampler, self.rank, self.world_size = sampler, rank, world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(self.sampler)
+        total = len(self) * self.world_size
+        return iter((order * math.ceil(total / len(order)))[:total][self.rank::self.world_size])
 
 
 class EpochSampler(Protocol):

@@ -10,6 +10,7 @@ import numpy as np
 
 import torch
 from torch import nn
+from torch.utils.data import Sampler
 
 from ..data.batch_transforms import BatchTransform, cifar_train_transform
 from ..data.loader import Batch
@@ -66,6 +67,11 @@ class TrainingMethod:
     def image_transform(self, mean: Sequence[float], std: Sequence[float], size: int = 224) -> Any:
         """Per-image training views for split-file benchmarks (may return a tuple of views); None keeps the
         benchmark's standard training transform."""
+        return None
+
+    def train_sampler(self, labels: np.ndarray, seed: int) -> Sampler[int] | None:
+        """The main loader's global index order per epoch (sharded over processes by the loader), e.g. class-balanced
+        draws for a probe; None keeps the plain per-epoch shuffle."""
         return None
 
     def heads_spec(self, num_features: int) -> dict[str, dict[str, Any]] | None:

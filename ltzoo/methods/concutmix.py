@@ -8,13 +8,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from ..augment.boxes import random_centres
 from ..augment.concutmix import RHO_NORMS, rectify_label
 from ..augment.cutmix import area_label, cutmix_batch
 from ..data.batch_transforms import cifar_autoaugment_transform
-from ..data.loader import ArrayLoader, Batch
-from ..data.samplers import ClassAwareSampler
+from ..data.loader import ArrayLoader, Batch, BatchedDataLoader, with_transform
+from ..data.samplers import ClassAwareSampler, ShardedSampler
 from ..losses import SoftTargetCrossEntropy
 from .base import TrainSet
 from .bcl import BCLForward, BCLMethod, three_views
@@ -72,23 +73,28 @@ class ConCutMixMethod(BCLMethod):
         self.cutmix_prob, self.cutmix_beta, self.patch_sampler = cutmix_prob, cutmix_beta, patch_sampler
         self.warm_epoch, self.topk, self.omega, self.rho_norm = warm_epoch, topk, omega[0] / omega[1], rho_norm
         self.soft_classification = SoftTargetCrossEntropy(self.class_counts, tau=tau)
-        self._patch_loader: ArrayLoader | None = None
+        self._patch_loader: ArrayLoader | BatchedDataLoader | None = None
         self._patch_batches: Iterator[Batch] | None = None
         self._seed = 0
         self._rng = np.random.default_rng()
 
     def bind_data(self, train_set: TrainSet) -> None:
-        """The patch (foreground) stream: |D| class-aware draws per epoch, v0 (AutoAugment) view only, sharded."""
-        if train_set.images is None:
-            raise NotImplementedError("ConCutMix's patch stream is built for in-memory CIFAR arrays only; "
-                                      "split-file benchmarks need a per-image v0 patch loader")
+        """The patch (foreground) stream: |D| class-aware draws per epoch, v0 view only (AutoAugment on CIFAR arrays,
+        the `randncls` pipeline on a per-image dataset), sharded like the main loader."""
         seed = train_set.seed + PATCH_SEED_OFFSET
         sampler = ClassAwareSampler(train_set.labels, kind=PATCH_SAMPLERS[self.patch_sampler],
                                     num_samples=len(train_set.labels), seed=seed)
-        self._patch_loader = ArrayLoader(
-            train_set.images, train_set.labels, train_set.batch_size,
-            cifar_autoaugment_transform(train_set.mean, train_set.std), sampler=sampler, seed=seed,
-            rank=train_set.rank, world_size=train_set.world_size, channels_last=train_set.channels_last)
+        if train_set.images is not None:
+            self._patch_loader = ArrayLoader(
+                train_set.images, train_set.labels, train_set.batch_size,
+                cifar_autoaugment_transform(train_set.mean, train_set.std), sampler=sampler, seed=seed,
+                rank=train_set.rank, world_size=train_set.world_size, channels_last=train_set.channels_last)
+        else:
+            view0 = self.image_transform(train_set.mean, train_set.std).views[0]
+            loader = DataLoader(with_transform(train_set.dataset, view0), batch_size=train_set.batch_size,
+                                sampler=ShardedSampler(sampler, train_set.rank, train_set.world_size),
+                                num_workers=train_set.num_workers)
+            self._patch_loader = BatchedDataLoader(loader, train_set.channels_last)
         self._seed = train_set.seed
 
     def on_epoch_start(self, epoch: int) -> None:

@@ -30,7 +30,7 @@ from ..data.batch_transforms import (
     RandomHorizontalFlip,
     RandomResizedCrop,
 )
-from ..data.loader import ArrayLoader, Batch
+from ..data.loader import Batch
 from ..data.samplers import ClassAwareSampler
 from ..losses import CrossEntropyLoss, DSCLLoss, PBSDLoss, upcast
 from ..models.base import TRAIN_HEADS_PREFIX
@@ -39,7 +39,7 @@ from .moco import KEY_BNS, QUEUE_INITS, MemoryQueue, MoCo, MomentumKeyEncoder, c
 
 PROJECTION_HEAD = "proj"
 PROBE_BNS = ("train", "eval")
-PROBE_SEED_OFFSET = 2  # the probe stream's seeds derive from (run seed + 2, rank): never the main loader's stream
+PROBE_SEED_OFFSET = 2  # the probe sampler's seed is the run seed + 2: never another stream's
 
 
 def embed(encoder: nn.Module, images: Tensor) -> Tensor:
@@ -231,8 +231,8 @@ class DSCLProbe(TrainingMethod):
     statistics are dominated by patch passes); `eval` keeps them frozen (only for an encoder whose BN was
     recalibrated on full-size images).
 
-    The class-balanced stream is the method's own loader, built in `bind_data` (CIFAR arrays): the ordinary loader
-    only paces the epoch, so its transform does no augmentation work.
+    The class-balanced stream is the main loader itself, through `train_sampler` (CIFAR arrays and per-image
+    datasets alike); its views are the probe augmentation.
     """
 
     name = "dscl_probe"
@@ -253,8 +253,6 @@ class DSCLProbe(TrainingMethod):
         self.init_from, self.probe_bn, self.fc_std = init_from, probe_bn, fc_std
         self.crop_scale, self.blur = tuple(crop_scale), blur
         self.loss = CrossEntropyLoss()
-        self.stream: ArrayLoader | None = None
-        self._batches: Any = None
 
     def probe_transform(self, mean: Sequence[float], std: Sequence[float], size: int) -> Compose:
         """§3.4 / §5: RandomResizedCrop(size, crop_scale) → jitter(0.4, 0.4, 0.4, 0.1) p 0.8 → grayscale p 0.2 →
@@ -264,28 +262,16 @@ class DSCLProbe(TrainingMethod):
                         RandomGrayscale(0.2), *blur, RandomHorizontalFlip(0.5), Normalize(mean, std)])
 
     def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
-        """The ordinary loader's transform: none (its batches only pace the epoch; see `bind_data`)."""
-        return Compose([])
+        """The probe augmentation on 32-px CIFAR batches."""
+        return self.probe_transform(mean, std, 32)
 
-    def bind_data(self, train_set: TrainSet) -> None:
-        """The class-balanced stream: per process ⌈|D| / world⌉ draws per epoch at the per-process batch, so it has the
-        ordinary loader's length; each process draws independently (seeded by run seed and rank)."""
-        if train_set.images is None:
-            raise NotImplementedError("dscl_probe builds its class-balanced stream from CIFAR arrays; per-image "
-                                      "datasets need the training loader to take the method's sampler")
-        draws = -(-len(train_set.labels) // train_set.world_size)
-        seed = int(np.random.SeedSequence([train_set.seed + PROBE_SEED_OFFSET, train_set.rank]).generate_state(1)[0])
-        sampler = ClassAwareSampler(train_set.labels, kind="class_balanced", num_samples=draws, seed=seed)
-        height = train_set.images.shape[1]
-        self.stream = ArrayLoader(train_set.images, train_set.labels, train_set.batch_size,
-                                  self.probe_transform(train_set.mean, train_set.std, height), sampler=sampler,
-                                  seed=seed, channels_last=train_set.channels_last)
+    def image_transform(self, mean: Sequence[float], std: Sequence[float], size: int = 224) -> PerImageViews:
+        """The same probe augmentation, one PIL image at a time, for a per-image dataset."""
+        return PerImageViews(self.probe_transform(mean, std, size))
 
-    def on_epoch_start(self, epoch: int) -> None:
-        if self.stream is None:
-            raise RuntimeError("DSCLProbe.bind_data(train_set) must run before training")
-        self.stream.set_epoch(epoch)
-        self._batches = iter(self.stream)
+    def train_sampler(self, labels: np.ndarray, seed: int) -> ClassAwareSampler:
+        """§3.2: |D| draws per epoch, each a class uniformly, then an image uniformly within it (with replacement)."""
+        return ClassAwareSampler(labels, kind="class_balanced", seed=seed + PROBE_SEED_OFFSET)
 
     def prepare_model(self, model: nn.Module) -> None:
         """Load the stage-1 encoder, re-initialise fc, freeze everything but fc."""
@@ -301,8 +287,5 @@ class DSCLProbe(TrainingMethod):
             for module in unwrap(model).modules():
                 if isinstance(module, _BatchNorm):
                     module.eval()
-        drawn = next(self._batches)
-        device = _device_of(model)
-        logits = model(drawn.images.to(device))
-        loss = self.loss(logits, drawn.labels.to(device))
+        loss = self.loss(model(batch.images), batch.labels)
         return loss, {"loss": loss.detach()}
