@@ -1,4 +1,4 @@
-"""Samplers: class probabilities per kind, their empirical frequencies, determinism per (seed, epoch), the stream."""
+"""Samplers: class probabilities per kind, their empirical frequencies, determinism per (seed, epoch), rank shards."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from ltzoo.data.samplers import (
     SAMPLER_KINDS,
     ClassAwareSampler,
     InstanceSampler,
-    MinorityStream,
+    ShardedSampler,
     class_probabilities,
 )
 from ltzoo.data.shots import shot_groups
@@ -134,37 +134,19 @@ def test_samplers_work_inside_a_plain_dataloader():
     np.testing.assert_array_equal(drawn, labels[list(sampler)])
 
 
-def test_minority_stream_cuts_passes_into_loader_like_batches():
-    sampler = ClassAwareSampler(_labels(CIFAR10_LT), seed=2)
-    stream = MinorityStream(sampler, batch_size=128)
-    per_pass = -(-len(sampler) // 128)
-    first_pass = [next(stream) for _ in range(per_pass)]
-    assert [len(batch) for batch in first_pass[-2:]] == [128, len(sampler) % 128]
-    sampler.set_epoch(0)
-    assert sum(first_pass, []) == list(sampler)
-    second = next(stream)
-    sampler.set_epoch(1)
-    assert second == list(sampler)[:128]
+def test_sharded_sampler_splits_one_epoch_order_over_ranks_padding_by_repetition():
+    sampler = ClassAwareSampler(_labels(CIFAR10_LT), num_samples=10, seed=3)
+    shards = [list(ShardedSampler(sampler, rank, 4)) for rank in range(4)]
+    order = list(sampler)
+    assert [len(shard) for shard in shards] == [3, 3, 3, 3]  # ⌈10 / 4⌉ each
+    assert [shards[r][k] for k in range(3) for r in range(4)] == (order + order[:2])
 
 
-def test_minority_stream_resumes_exactly_from_its_state():
-    stream = MinorityStream(ClassAwareSampler(_labels(CIFAR10_LT), seed=4), batch_size=100)
-    for _ in range(120):
-        next(stream)
-    state = stream.state_dict()
-    expected = [next(stream) for _ in range(20)]
-    resumed = MinorityStream(ClassAwareSampler(_labels(CIFAR10_LT), seed=4), batch_size=100)
-    resumed.load_state_dict(state)
-    assert [next(resumed) for _ in range(20)] == expected
-
-
-def test_minority_stream_serves_as_a_dataloader_batch_sampler():
-    labels = _labels(CIFAR10_LT)
-    dataset = torch.utils.data.TensorDataset(torch.from_numpy(labels))
-    stream = MinorityStream(ClassAwareSampler(labels, seed=6), batch_size=64)
-    loader_iter = iter(torch.utils.data.DataLoader(dataset, batch_sampler=stream))
-    (batch,) = next(loader_iter)
-    assert batch.shape == (64,)
+def test_sharded_sampler_follows_its_samplers_epoch():
+    sampler = ClassAwareSampler(_labels(CIFAR10_LT), seed=3)
+    shard = ShardedSampler(sampler, 1, 2)
+    shard.set_epoch(5)
+    assert list(shard) == list(sampler)[1::2]
 
 
 def test_bad_sampler_arguments_are_rejected():

@@ -1,4 +1,4 @@
-"""Index samplers for long-tailed training: shuffled instances, class-aware re-sampling, the minority stream.
+"""Index samplers for long-tailed training: shuffled instances, class-aware re-sampling, and rank shards.
 
 Every sampler is a ``torch.utils.data.Sampler[int]`` for a plain DataLoader, deterministic given
 ``(seed, epoch)``: each epoch draws from a fresh ``torch.Generator`` seeded from (seed, epoch, sampler type),
@@ -22,7 +22,6 @@ __all__ = [
     "ClassAwareSampler",
     "EpochSampler",
     "InstanceSampler",
-    "MinorityStream",
     "ShardedSampler",
     "class_probabilities",
 ]
@@ -176,47 +175,3 @@ class EpochSampler(Protocol):
     def __len__(self) -> int: ...
 
     def set_epoch(self, epoch: int) -> None: ...
-
-
-class MinorityStream:
-    """Endless index batches for the second (minority) branch of CMO / SMCL / LSM.
-
-    Pass k is ``sampler`` at epoch k cut into batches of ``batch_size`` (the last one of a pass may be shorter,
-    as a DataLoader without drop_last gives); a new pass starts when one is used up ("re-created on exhaustion").
-    The stream owns the sampler's epoch. Its whole state is the number of batches drawn, so
-    ``state_dict``/``load_state_dict`` resume it exactly. Used as a DataLoader's ``batch_sampler``, workers
-    prefetch ahead: then checkpoint ``{"batches_drawn": <batches the loop consumed>}`` instead.
-    """
-
-    def __init__(self, sampler: EpochSampler, batch_size: int) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if len(sampler) == 0:
-            raise ValueError("the sampler of a MinorityStream must yield at least one index per epoch")
-        self.sampler = sampler
-        self.batch_size = batch_size
-        self.batches_per_pass = math.ceil(len(sampler) / batch_size)
-        self.batches_drawn = 0
-        self._pass: int | None = None
-        self._order: list[int] = []
-
-    def __iter__(self) -> MinorityStream:
-        return self
-
-    def __next__(self) -> list[int]:
-        pass_index, batch_index = divmod(self.batches_drawn, self.batches_per_pass)
-        if pass_index != self._pass:
-            self.sampler.set_epoch(pass_index)
-            self._order = list(self.sampler)
-            self._pass = pass_index
-        self.batches_drawn += 1
-        start = batch_index * self.batch_size
-        return self._order[start:start + self.batch_size]
-
-    def state_dict(self) -> dict[str, int]:
-        """The stream's position: the number of batches drawn so far."""
-        return {"batches_drawn": self.batches_drawn}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from a position saved by ``state_dict``."""
-        self.batches_drawn = _check_non_negative_int(state["batches_drawn"], "batches_drawn")
