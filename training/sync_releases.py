@@ -42,12 +42,13 @@ def collect(releases_dir: Path) -> dict[str, dict]:
 
 def results_table(table: dict[str, dict]) -> str:
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-    rows = ["| model | top-1 | many | medium | few | paper top-1 (source) |", "|---|---|---|---|---|---|"]
+    rows = ["| model | top-1 | many | medium | few | paper's top-1 (source) | measured with |",
+            "|---|---|---|---|---|---|---|"]
     for full, rec in table.items():
         m = rec["metrics"]
         paper = PAPER_TOP1.get(full)
         rows.append(f"| `{full}` | {fmt(m['top1'])} | {fmt(m['many'])} | {fmt(m['medium'])} | {fmt(m['few'])} | "
-                    f"{f'{paper[0]} ({paper[1]})' if paper else '–'} |")
+                    f"{f'{paper[0]} ({paper[1]})' if paper else '–'} | `{rec['validate_command']}` |")
     return "\n".join(rows)
 
 

@@ -1,0 +1,58 @@
+"""training/sync_releases.py: measured metrics travel from release folders into the registry and the README table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import ltzoo
+from ltzoo.hub import WEIGHTS_NAME, save_pretrained, sha256_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
+from training.sync_releases import collect, results_table  # noqa: E402
+
+METRICS = {"top1": 71.5, "top5": 98.0, "many": 80.25, "medium": 50.0, "few": None, "ece": 0.1}  # a stand-in
+
+
+def release(releases: Path, full: str = "resnet32_ce_cifar10_lt.if100", metrics: dict | None = METRICS) -> Path:
+    name, tag = full.split(".")
+    meta = {"name": name, "tag": tag, "validate_command": f"ltzoo validate {full} --checkpoint x"}
+    if metrics is not None:
+        meta["metrics"] = metrics
+    return save_pretrained(ltzoo.create_model(full), releases / full, ltzoo_meta=meta)
+
+
+def test_collect_records_the_weights_sha256_metrics_and_command(tmp_path: Path):
+    out = release(tmp_path)
+    record = collect(tmp_path)["resnet32_ce_cifar10_lt.if100"]
+    assert record["sha256"] == sha256_file(out / WEIGHTS_NAME)
+    assert record["metrics"] == METRICS
+    assert record["validate_command"] == "ltzoo validate resnet32_ce_cifar10_lt.if100 --checkpoint x"
+
+
+def test_a_release_without_measured_metrics_is_refused(tmp_path: Path):
+    release(tmp_path, metrics=None)
+    with pytest.raises(SystemExit, match="no measured metrics"):
+        collect(tmp_path)
+
+
+def test_weights_that_do_not_match_their_config_are_refused(tmp_path: Path):
+    out = release(tmp_path)
+    config = json.loads((out / "config.json").read_text())
+    config["ltzoo"]["files"][WEIGHTS_NAME] = "0" * 64
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match="does not match the sha256"):
+        collect(tmp_path)
+
+
+def test_the_table_labels_paper_numbers_as_the_papers_and_shows_the_measuring_command(tmp_path: Path):
+    release(tmp_path)
+    table = results_table(collect(tmp_path))
+    row = table.splitlines()[2]
+    assert "paper's top-1 (source)" in table.splitlines()[0]
+    assert row.startswith("| `resnet32_ce_cifar10_lt.if100` | 71.50 | 80.25 | 50.00 | n/a |")
+    assert "70.36 (LDAM-DRW paper, Table 2)" in row
+    assert "`ltzoo validate resnet32_ce_cifar10_lt.if100 --checkpoint x`" in row
