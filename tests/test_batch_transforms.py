@@ -80,9 +80,9 @@ def test_random_resized_crop_of_whole_square_image_is_identity():
 
 def test_resized_crop_matches_torchvision_antialiased_bilinear():
     x = _images(6).float()
-    top, left, height, width = bt._sample_resized_crop_boxes(6, 32, 32, (0.08, 1.0), (3 / 4, 4 / 3), _gen())
+    top, left, height, width = bt.sample_resized_crop_boxes(6, 32, 32, (0.08, 1.0), (3 / 4, 4 / 3), _gen())
     for size in (32, 12):
-        ours = bt._resized_crop(x, top, left, height, width, size)
+        ours = bt.resized_crop(x, top, left, height, width, size)
         boxes = zip(top.tolist(), left.tolist(), height.tolist(), width.tolist())
         reference = torch.stack(
             [TF.resized_crop(image, *box, [size, size], antialias=True) for image, box in zip(x, boxes)]
@@ -91,7 +91,7 @@ def test_resized_crop_matches_torchvision_antialiased_bilinear():
 
 
 def test_resized_crop_boxes_stay_inside_the_image_and_respect_the_scale():
-    top, left, height, width = bt._sample_resized_crop_boxes(500, 32, 32, (0.2, 1.0), (3 / 4, 4 / 3), _gen())
+    top, left, height, width = bt.sample_resized_crop_boxes(500, 32, 32, (0.2, 1.0), (3 / 4, 4 / 3), _gen())
     assert (top >= 0).all() and (left >= 0).all() and (top + height <= 32).all() and (left + width <= 32).all()
     assert (height * width >= 0.15 * 32 * 32).all()
 

@@ -25,8 +25,8 @@ from ..data.batch_transforms import (
     Normalize,
     RandomGrayscale,
     RandomHorizontalFlip,
-    _resized_crop,
-    _sample_resized_crop_boxes,
+    resized_crop,
+    sample_resized_crop_boxes,
 )
 
 RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -57,17 +57,17 @@ class GlobalPatchCrops:
         self.flip = RandomHorizontalFlip(0.5)
 
     def _global_crop(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        boxes = _sample_resized_crop_boxes(x.shape[0], x.shape[-2], x.shape[-1], self.global_scale, self.ratio,
+        boxes = sample_resized_crop_boxes(x.shape[0], x.shape[-2], x.shape[-1], self.global_scale, self.ratio,
                                            generator)
-        return _resized_crop(x, *boxes, size=self.size)
+        return resized_crop(x, *boxes, size=self.size)
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> CropSet:
         batch, channels, count = x.shape[0], x.shape[1], self.num_patches
         g1 = self.flip(self._global_crop(x, generator), generator)
         g2 = self._global_crop(x, generator)
-        top, left, height, width = _sample_resized_crop_boxes(batch * count, self.size, self.size, self.patch_scale,
+        top, left, height, width = sample_resized_crop_boxes(batch * count, self.size, self.size, self.patch_scale,
                                                               self.ratio, generator)
-        patches = _resized_crop(g1.repeat_interleave(count, dim=0), top, left, height, width, size=self.patch_size)
+        patches = resized_crop(g1.repeat_interleave(count, dim=0), top, left, height, width, size=self.patch_size)
         boxes = torch.stack([left, top, left + width, top + height], dim=1).to(torch.float32)
         return CropSet(g1, g2, patches.view(batch, count, channels, self.patch_size, self.patch_size),
                        boxes.view(batch, count, 4))

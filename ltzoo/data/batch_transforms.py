@@ -36,6 +36,8 @@ __all__ = [
     "cifar_contrastive_transform",
     "cifar_eval_transform",
     "cifar_train_transform",
+    "resized_crop",
+    "sample_resized_crop_boxes",
 ]
 
 CIFAR_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
@@ -218,7 +220,7 @@ class RandomHorizontalFlip:
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
-def _sample_resized_crop_boxes(
+def sample_resized_crop_boxes(
     n: int,
     height: int,
     width: int,
@@ -273,7 +275,7 @@ def _resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int) 
     return weights / weights.sum(dim=2, keepdim=True)
 
 
-def _resized_crop(x: Tensor, top: Tensor, left: Tensor, height: Tensor, width: Tensor, size: int) -> Tensor:
+def resized_crop(x: Tensor, top: Tensor, left: Tensor, height: Tensor, width: Tensor, size: int) -> Tensor:
     """Crop one box per image and resize it to ``size`` x ``size`` with antialiased bilinear interpolation."""
     rows = _resize_weights(top, height, x.shape[-2], size)
     cols = _resize_weights(left, width, x.shape[-1], size)
@@ -303,8 +305,8 @@ class RandomResizedCrop:
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         _check_uint8_batch(x)
-        boxes = _sample_resized_crop_boxes(x.shape[0], x.shape[-2], x.shape[-1], self.scale, self.ratio, generator)
-        return _resized_crop(x, *boxes, size=self.size)
+        boxes = sample_resized_crop_boxes(x.shape[0], x.shape[-2], x.shape[-1], self.scale, self.ratio, generator)
+        return resized_crop(x, *boxes, size=self.size)
 
 
 class ColorJitter:
