@@ -37,12 +37,12 @@ def _hub_source(repo_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _weights_path(
     model_name: str, cfg: dict[str, Any], pretrained: bool, checkpoint_path: str | Path | None
-) -> tuple[Path, str | None] | None:
-    """Where the weights come from, in order: overlay file > checkpoint_path > Hub. Returns (path, sha256)."""
+) -> tuple[Path, str | None, bool] | None:
+    """Where the weights come from, in order: overlay file > checkpoint_path > Hub. Returns (path, sha256, from Hub)."""
     if pretrained and cfg.get("file"):
-        return Path(cfg["file"]), None
+        return Path(cfg["file"]), None, False
     if checkpoint_path is not None:
-        return Path(checkpoint_path), None
+        return Path(checkpoint_path), None, False
     if not pretrained:
         return None
     if not cfg.get("sha256"):
@@ -51,22 +51,22 @@ def _weights_path(
             f"    {registry.get_entry(model_name).train_command(cfg['tag'])}\n"
             "then load the result with create_model(..., checkpoint_path='releases/<name>.<tag>/model.safetensors')."
         )
-    return hub.download(cfg["hf_hub_id"], hub.WEIGHTS_NAME), cfg["sha256"]
+    return hub.download(cfg["hf_hub_id"], hub.WEIGHTS_NAME), cfg["sha256"], True
 
 
-def _load_heads(model: nn.Module, weights: Path, cfg: dict[str, Any]) -> None:
-    """Attach and load the training-only heads stored beside the weights (heads.safetensors + config.json)."""
-    if cfg.get("ltzoo") is not None:
-        meta = cfg["ltzoo"]
+def _load_heads(model: nn.Module, weights: Path, cfg: dict[str, Any], from_hub: bool) -> None:
+    """Attach and load the training-only heads that belong to the weights: from the same Hub release, or from the
+    heads.safetensors and config.json beside a local weights file (never a Hub release's heads for local weights)."""
+    if from_hub:
+        meta = cfg.get("ltzoo") or hub.read_config(hub.download(cfg["hf_hub_id"], hub.CONFIG_NAME)).get("ltzoo", {})
         heads_file = hub.download(cfg["hf_hub_id"], hub.HEADS_NAME) if meta.get("heads") else None
     else:
-        config_file = weights.with_name(hub.CONFIG_NAME)
-        if not config_file.is_file() and cfg.get("hf_hub_id") and not cfg.get("file"):
-            config_file = hub.download(cfg["hf_hub_id"], hub.CONFIG_NAME)
-        meta = hub.read_config(config_file).get("ltzoo", {}) if config_file.is_file() else {}
-        heads_file = weights.with_name(hub.HEADS_NAME)
-        if not heads_file.is_file() and meta.get("heads") and cfg.get("hf_hub_id"):
-            heads_file = hub.download(cfg["hf_hub_id"], hub.HEADS_NAME)
+        config_file, heads_file = weights.with_name(hub.CONFIG_NAME), weights.with_name(hub.HEADS_NAME)
+        if not (config_file.is_file() and heads_file.is_file()):
+            raise hub.WeightsNotAvailableError(
+                f"with_heads=True loads the training-only heads saved with {weights}: {hub.HEADS_NAME} and "
+                f"{hub.CONFIG_NAME} must sit beside it (as in a release folder written by save_pretrained)")
+        meta = hub.read_config(config_file).get("ltzoo", {})
     if not meta.get("heads"):
         raise hub.WeightsNotAvailableError(f"{weights} comes without training-only heads (no `heads` in its config.json)")
     model.train_heads.update(build_train_heads(meta["heads"]))
@@ -104,7 +104,7 @@ def create_model(
 
     located = _weights_path(model_name, cfg, pretrained, checkpoint_path)
     if located is not None:
-        path, sha = located
+        path, sha, from_hub = located
         state = hub.load_safetensors(path, sha)
         file_classes = hub.checkpoint_num_classes(state)
         if num_classes is None and file_classes not in (None, trained_classes):
@@ -114,7 +114,7 @@ def create_model(
             )
         hub.load_into(model, state, str(path), adapt_head=file_classes != model.num_classes)
         if with_heads:
-            _load_heads(model, path, cfg)
+            _load_heads(model, path, cfg, from_hub)
     elif with_heads:
         raise hub.WeightsNotAvailableError("with_heads=True needs weights: pass pretrained=True or checkpoint_path")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from conftest import ServedHub
 from torch import nn
 
 import ltzoo
-from ltzoo.hub import sha256_file
+from ltzoo.hub import WeightsNotAvailableError, sha256_file
 from ltzoo.models import NormedLinear
 
 # Every test sees an empty releases table unless it writes one, so published weights never change the outcome.
@@ -73,10 +74,28 @@ def test_with_heads_restores_the_training_heads_exactly(local_hub: ServedHub) ->
     assert torch.equal(logits(model), logits(local_hub.models[name]))
 
 
+def test_with_heads_by_registry_name_takes_the_heads_of_the_same_hub_release(
+    local_hub: ServedHub, releases_table: Callable[..., Path]
+) -> None:
+    name = local_hub.with_heads
+    releases_table({name: {"sha256": sha256_file(local_hub.weights(name))}})
+    model = ltzoo.create_model(name, pretrained=True, with_heads=True)
+    assert_same_tensors(model.train_heads.state_dict(), local_hub.models[name].train_heads.state_dict())
+
+
 def test_with_heads_from_a_local_release_folder(local_hub: ServedHub) -> None:
     name = local_hub.with_heads
     model = ltzoo.create_model("resnet32_smcl_cifar10_lt", checkpoint_path=local_hub.weights(name), with_heads=True)
     assert_same_tensors(model.train_heads.state_dict(), local_hub.models[name].train_heads.state_dict())
+
+
+def test_with_heads_on_bare_local_weights_is_refused_rather_than_taking_the_hubs_heads(
+    local_hub: ServedHub, tmp_path: Path
+) -> None:
+    bare = tmp_path / "model.safetensors"
+    shutil.copy(local_hub.weights(local_hub.with_heads), bare)
+    with pytest.raises(WeightsNotAvailableError, match="heads.safetensors and config.json must sit beside it"):
+        ltzoo.create_model("resnet32_smcl_cifar10_lt", checkpoint_path=bare, with_heads=True)
 
 
 def test_without_with_heads_no_training_heads_are_attached(local_hub: ServedHub) -> None:
