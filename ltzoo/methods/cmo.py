@@ -12,7 +12,7 @@ from ..augment.paired import PairedBatch, PairedMinorityEngine
 from ..data.loader import Batch
 from ..losses import ClassificationLoss, DeferredReweighting, mixed_label_loss
 from .base import TrainingMethod, TrainSet, unwrap
-from .supervised import build_base_loss
+from .supervised import build_base_loss, check_classifier
 
 # base-loss name of CMO / SMCL / LSM recipes -> (per-target loss ℓ, deferred re-weighting on?)
 PAIRED_BASE_LOSSES: dict[str, tuple[str, bool]] = {
@@ -45,6 +45,9 @@ class PairedMinorityMethod(TrainingMethod):
         self.loss: ClassificationLoss = build_base_loss(loss_name, self.class_counts, max_margin, scale)
         self.drw = DeferredReweighting(self.class_counts, drw_start, drw_beta) if deferred else None
         self.engine = engine
+
+    def prepare_model(self, model: nn.Module) -> None:
+        check_classifier(model, self.loss)
 
     def bind_data(self, train_set: TrainSet) -> None:
         self.engine.bind_data(train_set, self.cifar_transform(train_set.mean, train_set.std))

@@ -9,7 +9,8 @@ from torch import nn
 
 from ..data.loader import Batch
 from ..losses import BalancedSoftmaxLoss, ClassificationLoss, CrossEntropyLoss, DeferredReweighting, LDAMLoss
-from .base import TrainingMethod
+from ..models import NormedLinear
+from .base import TrainingMethod, unwrap
 
 
 def build_base_loss(name: str, class_counts: Sequence[int], max_margin: float = 0.5, scale: float = 30.0) -> ClassificationLoss:
@@ -21,6 +22,13 @@ def build_base_loss(name: str, class_counts: Sequence[int], max_margin: float = 
     if name == "bs":
         return BalancedSoftmaxLoss(class_counts)
     raise ValueError(f"unknown base loss {name!r}; choose one of 'ce', 'ldam', 'bs'")
+
+
+def check_classifier(model: nn.Module, loss: ClassificationLoss) -> None:
+    """LDAM's margins are defined on cosine logits: refuse it on a linear classifier, where it would train, wrongly."""
+    if isinstance(loss, LDAMLoss) and not isinstance(unwrap(model).get_classifier(), NormedLinear):
+        raise ValueError("the LDAM loss needs the cosine classifier, and this model's is linear: add "
+                         "`model: {classifier: cosine}` to the config (LDAM-DRW zoo entries have it already)")
 
 
 class SupervisedMethod(TrainingMethod):
@@ -39,6 +47,9 @@ class SupervisedMethod(TrainingMethod):
         super().__init__(class_counts, epochs)
         self.loss = build_base_loss(loss, self.class_counts, max_margin=max_margin, scale=scale)
         self.drw = DeferredReweighting(self.class_counts, drw_start, drw_beta) if drw_start is not None else None
+
+    def prepare_model(self, model: nn.Module) -> None:
+        check_classifier(model, self.loss)
 
     def on_epoch_start(self, epoch: int) -> None:
         if self.drw is not None:
