@@ -12,14 +12,22 @@ import ltzoo
 from ltzoo.hub import WEIGHTS_NAME, save_pretrained, sha256_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
-from training.sync_releases import collect, results_table  # noqa: E402
+from training.model_card import render_model_card  # noqa: E402
+from training.sync_releases import collect, config_changes, record_ablations, results_table  # noqa: E402
 
 METRICS = {"top1": 71.5, "top5": 98.0, "many": 80.25, "medium": 50.0, "few": None, "ece": 0.1}  # a stand-in
 
 
-def release(releases: Path, full: str = "resnet32_ce_cifar10_lt.if100", metrics: dict | None = METRICS) -> Path:
+CONFIG = {"epochs": 200, "run_dir": "~/runs/a", "method": {"name": "smcl", "saliency": "cam"}}
+
+
+def release(releases: Path, full: str = "resnet32_ce_cifar10_lt.if100", metrics: dict | None = METRICS,
+            config: dict = CONFIG) -> Path:
     name, tag = full.split(".")
-    meta = {"name": name, "tag": tag, "validate_command": f"ltzoo validate {full} --checkpoint x"}
+    meta = {"name": name, "tag": tag, "method": name.split("_")[1], "dataset": "cifar10_lt", "paper": "x",
+            "validate_command": f"ltzoo validate {full} --checkpoint x", "train_command": "accelerate launch …",
+            "recipe": "r.yaml", "config": {**config, "seed": 0}, "train_seconds": 1.0, "hardware": "cpu",
+            "precision": "bf16", "data_source": "shared JPEG archive"}
     if metrics is not None:
         meta["metrics"] = metrics
     return save_pretrained(ltzoo.create_model(full), releases / full, ltzoo_meta=meta)
@@ -56,3 +64,30 @@ def test_the_table_labels_paper_numbers_as_the_papers_and_shows_the_measuring_co
     assert row.startswith("| `resnet32_ce_cifar10_lt.if100` | 71.50 | 80.25 | 50.00 | n/a |")
     assert "70.36 (LDAM-DRW paper, Table 2)" in row
     assert "`ltzoo validate resnet32_ce_cifar10_lt.if100 --checkpoint x`" in row
+
+
+OPENCV = {**CONFIG, "run_dir": "~/runs/b", "method": {"name": "smcl", "saliency": "opencv_finegrained"}}
+
+
+def test_an_ablation_is_described_by_its_config_change_without_bookkeeping_keys():
+    assert config_changes(CONFIG, OPENCV) == 'method.saliency="opencv_finegrained"'
+
+
+def test_ablation_runs_join_their_release_and_its_card(tmp_path: Path):
+    releases, ablations = tmp_path / "releases", tmp_path / "ablations"
+    full = "resnet32_smcl_cifar10_lt.if100"
+    release(releases, full)
+    release(ablations / "saliency_opencv", full, metrics={**METRICS, "top1": 69.0}, config=OPENCV)
+    table = collect(releases, ablations)
+    record_ablations(releases, table)
+    (ablation,) = json.loads((releases / full / "config.json").read_text())["ltzoo"]["ablations"]
+    assert ablation["variant"] == "saliency_opencv" and ablation["metrics"]["top1"] == 69.0
+    card = (releases / full / "README.md").read_text()
+    assert "## Ablations (measured by ltzoo)" in card
+    assert '| `saliency_opencv` | `method.saliency="opencv_finegrained"` | 69.00 |' in card
+    assert "↳ ablation `saliency_opencv`" in results_table(table)
+
+
+def test_a_card_without_ablations_has_no_ablation_section(tmp_path: Path):
+    out = release(tmp_path)
+    assert "Ablations" not in render_model_card(json.loads((out / "config.json").read_text()))

@@ -367,6 +367,9 @@ def test_export_records_measured_metrics_and_how_to_reproduce_them(exported: tup
     assert meta["metrics"]["num_images"] == 200  # measured on the run's data root, not somewhere else
     assert meta["validate_command"] == (f"ltzoo validate resnet32_ce_cifar10_lt.if100 "
                                         f"--checkpoint {release / 'model.safetensors'}")
+    assert meta["train_command"].startswith(
+        "accelerate launch training/train.py --config training/configs/resnet32_ce_cifar10_lt.if100.yaml "
+        "data.subset=16 data.batch_size=16 epochs=1 data.root=")  # the overrides it was trained with
 
 
 @pytest.mark.slow

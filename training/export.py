@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +14,39 @@ from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from ltzoo.validate import validate
 from training.model_card import render_model_card
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_path(path: str) -> str:
+    """`path` relative to the repository when it lies inside it (as recipes are named), else absolute."""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(resolved)
+
+
+def train_command(entry: registry.ZooEntry, tag: str, config_path: str, overrides: list[str]) -> str:
+    """The command that rebuilds these weights: the registry's (every stage) for its own recipe, else this config;
+    command-line overrides (an ablation's, say) are part of it."""
+    config = repo_path(config_path)
+    base = (entry.train_command(tag) if config == entry.recipe(tag)
+            else f"accelerate launch training/train.py --config {config}")
+    return " ".join([base, *map(shlex.quote, overrides)])
+
 
 def validate_command(full_name: str, release: Path) -> str:
     return f"ltzoo validate {full_name} --checkpoint {release / WEIGHTS_NAME}"
 
 
 def export_release(
-    model: nn.Module, cfg: Any, config_path: str, *, heads_spec: dict | None, train_seconds: float, hardware: str,
-    precision: str, data_source: str, selection: dict[str, Any],
+    model: nn.Module, cfg: Any, config_path: str, overrides: list[str], *, heads_spec: dict | None,
+    train_seconds: float, hardware: str, precision: str, data_source: str, selection: dict[str, Any],
 ) -> Path:
     """Write `releases/<name>.<tag>/`, then measure it with `ltzoo validate` and record the metrics in it."""
     entry, tag = registry.resolve(cfg.full_name)
     out = Path(cfg.release_dir) / cfg.full_name
     meta: dict[str, Any] = {
         "name": entry.name, "tag": tag, "method": entry.method, "dataset": entry.dataset,
-        "recipe": config_path, "paper": registry.METHODS[entry.method].paper,
-        "train_command": (entry.train_command(tag) if Path(config_path) == Path(entry.recipe(tag))
-                          else f"accelerate launch training/train.py --config {config_path}"),
+        "recipe": repo_path(config_path), "paper": registry.METHODS[entry.method].paper,
+        "train_command": train_command(entry, tag, config_path, overrides),
         "config": cfg.to_dict(), "train_seconds": round(train_seconds, 1), "hardware": hardware,
         "precision": precision, "data_source": data_source, "selection": selection,
         "recipe_origin": "ltzoo" if (entry.method, entry.dataset) in registry.LTZOO_RECIPES else "paper",

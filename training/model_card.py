@@ -45,6 +45,23 @@ def _selection(meta: dict[str, Any]) -> str:
     return f"the last epoch ({meta['config']['epochs']})"
 
 
+def _ablations(meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """The ablation table: this release, then each variant trained with one change of its recipe."""
+    rows = ["## Ablations (measured by ltzoo)", "",
+            "Same recipe, one change each, trained and measured like this release (test split):", "",
+            "| run | change | top-1 | many | medium | few |", "|---|---|---|---|---|---|",
+            f"| this release | – | {_pct(metrics.get('top1'))} | {_pct(metrics.get('many'))} | "
+            f"{_pct(metrics.get('medium'))} | {_pct(metrics.get('few'))} |"]
+    for ablation in meta["ablations"]:
+        a = ablation["metrics"]
+        rows.append(f"| `{ablation['variant']}` | `{ablation['changes']}` | {_pct(a.get('top1'))} | "
+                    f"{_pct(a.get('many'))} | {_pct(a.get('medium'))} | {_pct(a.get('few'))} |")
+    rows += ["", "Trained and measured with:", "", "```bash"]
+    for ablation in meta["ablations"]:
+        rows += [ablation["train_command"], ablation["validate_command"]]
+    return rows + ["```", ""]
+
+
 def render_model_card(config: dict[str, Any]) -> str:
     """The README.md of a release folder."""
     meta = config["ltzoo"]
@@ -81,6 +98,8 @@ def render_model_card(config: dict[str, Any]) -> str:
         "```",
         "",
     ]
+    if meta.get("ablations"):
+        parts += _ablations(meta, metrics)
     if "JPEG" in meta["data_source"]:
         parts += [JPEG_NOTE, ""]
     parts += [

@@ -1,5 +1,7 @@
 """Copy what the exports measured into the registry and the README: releases/*/config.json -> ltzoo/releases.json
-and the README results table. Numbers are copied, never typed. Run: python training/sync_releases.py
+and the README results table; ablation runs (results/ablations/<variant>/<name>.<tag>/, exported by train.py with
+`release_dir=results/ablations/<variant>`) go into their release's config.json, model card and README rows.
+Numbers are copied, never typed. Run: python training/sync_releases.py
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltzoo import registry  # noqa: E402
-from ltzoo.hub import CONFIG_NAME, WEIGHTS_NAME, sha256_file  # noqa: E402
+from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, sha256_file  # noqa: E402
+from training.model_card import render_model_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_BEGIN, TABLE_END = "<!-- results:begin -->", "<!-- results:end -->"
+ABLATIONS = ROOT / "results" / "ablations"
+METRIC_KEYS = ("top1", "top5", "many", "medium", "few", "ece")
+BOOKKEEPING = {"run_dir", "release_dir", "eval_every", "keep_checkpoints", "compile", "data.root", "data.num_workers"}
 
 # Numbers the papers report (top-1 %, CIFAR-10-LT IF 100, ResNet-32): labelled as the paper's, never as ours.
 PAPER_TOP1 = {
@@ -25,7 +31,38 @@ PAPER_TOP1 = {
 }
 
 
-def collect(releases_dir: Path) -> dict[str, dict]:
+def _flat(d: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_changes(base: dict, variant: dict) -> str:
+    """What an ablation changed in the training config, as `key=value` (bookkeeping keys left out)."""
+    a, b = _flat(base), _flat(variant)
+    changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in BOOKKEEPING)
+    return " ".join(f"{k}={json.dumps(b.get(k))}" for k in changed) or "(none)"
+
+
+def ablations_of(full: str, release_config: dict, ablations_dir: Path) -> list[dict]:
+    """The exported ablation runs of one release: variant name, config change, metrics and both commands."""
+    found = []
+    for config_file in sorted(ablations_dir.glob(f"*/{full}/{CONFIG_NAME}")):
+        meta = json.loads(config_file.read_text())["ltzoo"]
+        if not meta.get("metrics"):
+            raise SystemExit(f"{config_file} has no measured metrics; run the export (training/export.py) first")
+        found.append({"variant": config_file.parent.parent.name,
+                      "changes": config_changes(release_config, meta["config"]),
+                      "metrics": {k: meta["metrics"][k] for k in METRIC_KEYS},
+                      "validate_command": meta["validate_command"], "train_command": meta["train_command"]})
+    return found
+
+
+def collect(releases_dir: Path, ablations_dir: Path = ABLATIONS) -> dict[str, dict]:
     table = {}
     for config_file in sorted(releases_dir.glob(f"*/{CONFIG_NAME}")):
         meta = json.loads(config_file.read_text())["ltzoo"]
@@ -35,9 +72,22 @@ def collect(releases_dir: Path) -> dict[str, dict]:
         sha = sha256_file(config_file.with_name(WEIGHTS_NAME))
         if sha != meta["files"][WEIGHTS_NAME]:
             raise SystemExit(f"{config_file.parent}: model.safetensors does not match the sha256 in its config.json")
-        metrics = {k: meta["metrics"][k] for k in ("top1", "top5", "many", "medium", "few", "ece")}
-        table[full] = {"sha256": sha, "metrics": metrics, "validate_command": meta["validate_command"]}
+        metrics = {k: meta["metrics"][k] for k in METRIC_KEYS}
+        table[full] = {"sha256": sha, "metrics": metrics, "validate_command": meta["validate_command"],
+                       "ablations": ablations_of(full, meta["config"], ablations_dir)}
     return table
+
+
+def record_ablations(releases_dir: Path, table: dict[str, dict]) -> None:
+    """Write each release's ablations into its config.json and re-render its model card."""
+    for full, record in table.items():
+        config_file = releases_dir / full / CONFIG_NAME
+        config = json.loads(config_file.read_text())
+        if config["ltzoo"].get("ablations", []) == record["ablations"]:
+            continue
+        config["ltzoo"]["ablations"] = record["ablations"]
+        config_file.write_text(json.dumps(config, indent=2) + "\n")
+        (releases_dir / full / CARD_NAME).write_text(render_model_card(config))
 
 
 def results_table(table: dict[str, dict]) -> str:
@@ -49,12 +99,19 @@ def results_table(table: dict[str, dict]) -> str:
         paper = PAPER_TOP1.get(full)
         rows.append(f"| `{full}` | {fmt(m['top1'])} | {fmt(m['many'])} | {fmt(m['medium'])} | {fmt(m['few'])} | "
                     f"{f'{paper[0]} ({paper[1]})' if paper else '–'} | `{rec['validate_command']}` |")
+        for ablation in rec["ablations"]:
+            a = ablation["metrics"]
+            rows.append(f"| ↳ ablation `{ablation['variant']}`: {ablation['changes']} | {fmt(a['top1'])} | "
+                        f"{fmt(a['many'])} | {fmt(a['medium'])} | {fmt(a['few'])} | – | "
+                        f"`{ablation['validate_command']}` |")
     return "\n".join(rows)
 
 
 def main() -> None:
     table = collect(ROOT / "releases")
-    registry.RELEASES_FILE.write_text(json.dumps(table, indent=2) + "\n")
+    record_ablations(ROOT / "releases", table)
+    registry.RELEASES_FILE.write_text(json.dumps(
+        {full: {k: v for k, v in rec.items() if k != "ablations"} for full, rec in table.items()}, indent=2) + "\n")
     readme = ROOT / "README.md"
     text = readme.read_text()
     if TABLE_BEGIN in text:

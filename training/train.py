@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
             accelerator.print(f"exporting epoch {selection['epoch']}: best val top-1 ({selection['val_top1']:.2f})")
         else:
             selection = {"on": "last", "epoch": cfg.epochs}
-        out = export_release(accelerator.unwrap_model(model), cfg, args.config, heads_spec=heads_spec,
+        out = export_release(accelerator.unwrap_model(model), cfg, args.config, args.overrides, heads_spec=heads_spec,
                              selection=selection,
                              train_seconds=elapsed, hardware=hardware(accelerator),
                              precision=accelerator.mixed_precision, data_source=data.source)
