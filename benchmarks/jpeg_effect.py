@@ -7,13 +7,16 @@ on each version (ltzoo's batched crop + flip, SGD 0.1 momentum 0.9 wd 2e-4, ×0.
 evaluated on the held-out images of its own version and of the other. The data-starved regime stands in for the
 tail classes of a long-tailed run, where a zoo model's gap to a paper's number shows first.
 Usage: python benchmarks/jpeg_effect.py [--epochs 30] [--seeds 0 1] [--precision auto] [--threads 1]
-       [--versions lossless jpeg_q75]
+       [--versions lossless jpeg_q75] [--json results/jpeg_effect.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,6 +76,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--versions", nargs="+", choices=("lossless", "jpeg_q75"), default=["lossless", "jpeg_q75"],
                    help="which versions to train on (both are always evaluated)")
+    p.add_argument("--json", type=Path, help="write the runs and the mean gap here (the CIFAR-10 model cards quote it)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -99,8 +103,15 @@ def main() -> None:
                   f"{(time.perf_counter() - start) / 60:.1f} |", flush=True)
     means = {name: float(np.mean(top1)) for name, top1 in results.items()}
     print("mean own-domain top-1: " + ", ".join(f"{name} {mean:.2f}" for name, mean in means.items()))
-    if len(means) == 2:
-        print(f"JPEG q75 costs {means['lossless'] - means['jpeg_q75']:.2f} points")
+    gap = means["lossless"] - means["jpeg_q75"] if len(means) == 2 else None
+    if gap is not None:
+        print(f"JPEG q75 costs {gap:.2f} points")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "command": "python benchmarks/jpeg_effect.py " + " ".join(sys.argv[1:]), "precision": precision,
+            "train_images": args.train, "epochs": args.epochs, "seeds": args.seeds, "top1": results,
+            "mean_top1": means, "jpeg_cost_points": gap}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import ltzoo
 from ltzoo.hub import WEIGHTS_NAME, save_pretrained, sha256_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
+from training import model_card  # noqa: E402
 from training.model_card import render_model_card  # noqa: E402
-from training.sync_releases import collect, config_changes, record_ablations, results_table  # noqa: E402
+from training.sync_releases import collect, config_changes, update_release_folders, results_table  # noqa: E402
 
 METRICS = {"top1": 71.5, "top5": 98.0, "many": 80.25, "medium": 50.0, "few": None, "ece": 0.1}  # a stand-in
 
@@ -79,7 +80,7 @@ def test_ablation_runs_join_their_release_and_its_card(tmp_path: Path):
     release(releases, full)
     release(ablations / "saliency_opencv", full, metrics={**METRICS, "top1": 69.0}, config=OPENCV)
     table = collect(releases, ablations)
-    record_ablations(releases, table)
+    update_release_folders(releases, table)
     (ablation,) = json.loads((releases / full / "config.json").read_text())["ltzoo"]["ablations"]
     assert ablation["variant"] == "saliency_opencv" and ablation["metrics"]["top1"] == 69.0
     card = (releases / full / "README.md").read_text()
@@ -91,3 +92,18 @@ def test_ablation_runs_join_their_release_and_its_card(tmp_path: Path):
 def test_a_card_without_ablations_has_no_ablation_section(tmp_path: Path):
     out = release(tmp_path)
     assert "Ablations" not in render_model_card(json.loads((out / "config.json").read_text()))
+
+
+def test_the_jpeg_note_quotes_the_recorded_jpeg_effect_with_its_command(tmp_path: Path, monkeypatch):
+    effect = tmp_path / "jpeg_effect.json"
+    effect.write_text(json.dumps({"command": "python benchmarks/jpeg_effect.py --json x", "train_images": 3000,
+                                  "seeds": [0, 1], "jpeg_cost_points": 2.6}))
+    monkeypatch.setattr(model_card, "JPEG_EFFECT", effect)
+    card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
+    assert "lost 2.60 points of held-out top-1 (mean of 2 seeds; `python benchmarks/jpeg_effect.py --json x`)" in card
+
+
+def test_without_a_recorded_jpeg_effect_the_note_says_only_what_is_known(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(model_card, "JPEG_EFFECT", tmp_path / "absent.json")
+    card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
+    assert "JPEG (quality 75)" in card and "points" not in card

@@ -78,15 +78,15 @@ def collect(releases_dir: Path, ablations_dir: Path = ABLATIONS) -> dict[str, di
     return table
 
 
-def record_ablations(releases_dir: Path, table: dict[str, dict]) -> None:
-    """Write each release's ablations into its config.json and re-render its model card."""
+def update_release_folders(releases_dir: Path, table: dict[str, dict]) -> None:
+    """Write each release's ablations into its config.json and re-render its model card from it (cards follow the
+    current template; every number in them comes from config.json)."""
     for full, record in table.items():
         config_file = releases_dir / full / CONFIG_NAME
         config = json.loads(config_file.read_text())
-        if config["ltzoo"].get("ablations", []) == record["ablations"]:
-            continue
-        config["ltzoo"]["ablations"] = record["ablations"]
-        config_file.write_text(json.dumps(config, indent=2) + "\n")
+        if config["ltzoo"].get("ablations", []) != record["ablations"]:
+            config["ltzoo"]["ablations"] = record["ablations"]
+            config_file.write_text(json.dumps(config, indent=2) + "\n")
         (releases_dir / full / CARD_NAME).write_text(render_model_card(config))
 
 
@@ -109,7 +109,7 @@ def results_table(table: dict[str, dict]) -> str:
 
 def main() -> None:
     table = collect(ROOT / "releases")
-    record_ablations(ROOT / "releases", table)
+    update_release_folders(ROOT / "releases", table)
     registry.RELEASES_FILE.write_text(json.dumps(
         {full: {k: v for k, v in rec.items() if k != "ablations"} for full, rec in table.items()}, indent=2) + "\n")
     readme = ROOT / "README.md"
