@@ -26,7 +26,8 @@ def _jpeg_note() -> str:
             f"{len(effect['seeds'])} seeds; `{effect['command']}`).")
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A percentage as the cards, the README table and the training log print it: two decimals, or n/a."""
     return "n/a" if value is None else f"{value:.2f}"
 
 
@@ -62,12 +63,12 @@ def _ablations(meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
     rows = ["## Ablations (measured by ltzoo)", "",
             "Same recipe, one change each, trained and measured like this release (test split):", "",
             "| run | change | top-1 | many | medium | few |", "|---|---|---|---|---|---|",
-            f"| this release | – | {_pct(metrics.get('top1'))} | {_pct(metrics.get('many'))} | "
-            f"{_pct(metrics.get('medium'))} | {_pct(metrics.get('few'))} |"]
+            f"| this release | – | {pct(metrics.get('top1'))} | {pct(metrics.get('many'))} | "
+            f"{pct(metrics.get('medium'))} | {pct(metrics.get('few'))} |"]
     for ablation in meta["ablations"]:
         a = ablation["metrics"]
-        rows.append(f"| `{ablation['variant']}` | `{ablation['changes']}` | {_pct(a.get('top1'))} | "
-                    f"{_pct(a.get('many'))} | {_pct(a.get('medium'))} | {_pct(a.get('few'))} |")
+        rows.append(f"| `{ablation['variant']}` | `{ablation['changes']}` | {pct(a.get('top1'))} | "
+                    f"{pct(a.get('many'))} | {pct(a.get('medium'))} | {pct(a.get('few'))} |")
     rows += ["", "Trained and measured with:", "", "```bash"]
     for ablation in meta["ablations"]:
         rows += [ablation["train_command"], ablation["validate_command"]]
@@ -98,8 +99,8 @@ def render_model_card(config: dict[str, Any]) -> str:
         "",
         "| split | top-1 | top-5 | many | medium | few | ECE |",
         "|---|---|---|---|---|---|---|",
-        f"| test | {_pct(metrics.get('top1'))} | {_pct(metrics.get('top5'))} | {_pct(metrics.get('many'))} | "
-        f"{_pct(metrics.get('medium'))} | {_pct(metrics.get('few'))} | {_pct(metrics.get('ece'))} |",
+        f"| test | {pct(metrics.get('top1'))} | {pct(metrics.get('top5'))} | {pct(metrics.get('many'))} | "
+        f"{pct(metrics.get('medium'))} | {pct(metrics.get('few'))} | {pct(metrics.get('ece'))} |",
         "",
         f"Shot groups by training count (many > 100, medium 20–100, few < 20): "
         f"{groups.get('many', '?')} / {groups.get('medium', '?')} / {groups.get('few', '?')} classes. "

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltzoo import registry  # noqa: E402
 from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, sha256_file  # noqa: E402
-from training.model_card import render_model_card  # noqa: E402
+from training.model_card import pct, render_model_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_BEGIN, TABLE_END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -91,18 +91,17 @@ def update_release_folders(releases_dir: Path, table: dict[str, dict]) -> None:
 
 
 def results_table(table: dict[str, dict]) -> str:
-    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     rows = ["| model | top-1 | many | medium | few | paper's top-1 (source) | measured with |",
             "|---|---|---|---|---|---|---|"]
     for full, rec in table.items():
         m = rec["metrics"]
         paper = PAPER_TOP1.get(full)
-        rows.append(f"| `{full}` | {fmt(m['top1'])} | {fmt(m['many'])} | {fmt(m['medium'])} | {fmt(m['few'])} | "
+        rows.append(f"| `{full}` | {pct(m['top1'])} | {pct(m['many'])} | {pct(m['medium'])} | {pct(m['few'])} | "
                     f"{f'{paper[0]} ({paper[1]})' if paper else '–'} | `{rec['validate_command']}` |")
         for ablation in rec["ablations"]:
             a = ablation["metrics"]
-            rows.append(f"| ↳ ablation `{ablation['variant']}`: {ablation['changes']} | {fmt(a['top1'])} | "
-                        f"{fmt(a['many'])} | {fmt(a['medium'])} | {fmt(a['few'])} | – | "
+            rows.append(f"| ↳ ablation `{ablation['variant']}`: {ablation['changes']} | {pct(a['top1'])} | "
+                        f"{pct(a['many'])} | {pct(a['medium'])} | {pct(a['few'])} | – | "
                         f"`{ablation['validate_command']}` |")
     return "\n".join(rows)
 

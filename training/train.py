@@ -35,6 +35,7 @@ from ltzoo.validate import default_amp  # noqa: E402
 from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
 from training.export import export_release  # noqa: E402
+from training.model_card import pct  # noqa: E402
 
 CHECKPOINTS = "checkpoints"
 META = "meta.json"
@@ -161,10 +162,6 @@ def weights_digest(model: torch.nn.Module) -> str:
     return state_digest(model.state_dict())
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
 def hardware(accelerator: Accelerator) -> str:
     if torch.cuda.is_available():
         return f"{accelerator.num_processes} × {torch.cuda.get_device_name()}"
@@ -265,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
                               data.class_counts, progress=False, amp_dtype=amp_dtype)
             stats.update({f"{split}/{k}": v for k, v in result.to_dict(include_confusion=False).items()
                           if k in ("top1", "top5", "many", "medium", "few", "ece") and v is not None})
-            groups = " ".join(f"{g} {_pct(getattr(result, g))}" for g in ("many", "medium", "few"))
+            groups = " ".join(f"{g} {pct(getattr(result, g))}" for g in ("many", "medium", "few"))
             accelerator.print(f"epoch {epoch + 1}: {split} top-1 {result.top1:.2f} {groups}")
             if split == "val" and (selection is None or result.top1 > selection["val_top1"]):
                 selection = save_selection(run_dir, accelerator.unwrap_model(model), epoch + 1, result.top1)
