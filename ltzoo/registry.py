@@ -48,7 +48,8 @@ class Method:
 METHODS = {
     "ce": Method("Cross-entropy", "arXiv:1906.07413"),
     "ce_drw": Method("Cross-entropy with deferred re-weighting", "arXiv:1906.07413"),
-    "ldam_drw": Method("LDAM loss with deferred re-weighting", "arXiv:1906.07413", classifier="cosine"),
+    "ldam_drw": Method("LDAM loss with deferred re-weighting", "arXiv:1906.07413", classifier="cosine",
+                       cosine_scale=30.0),
     "bsce": Method("Balanced Softmax cross-entropy", "arXiv:2007.10740"),
     "bcl": Method("Balanced contrastive learning", "arXiv:2207.09052", classifier="cosine", cosine_scale=30.0),
     "concutmix": Method("Contrastive CutMix (on BCL)", "arXiv:2407.04911", classifier="cosine", cosine_scale=30.0),
@@ -56,7 +57,8 @@ METHODS = {
     "ce_lsm": Method("Cross-entropy + saliency-guided local semantic mixing", "doi:10.3390/make7030107"),
     "ce_drw_lsm": Method("CE-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107"),
     "ldam_drw_lsm": Method(
-        "LDAM-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107", classifier="cosine"
+        "LDAM-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107", classifier="cosine",
+        cosine_scale=30.0,
     ),
     "dscl": Method("Decoupled supervised contrastive learning + patch-based self distillation", "arXiv:2403.06151",
                    stages=("", "probe")),

@@ -67,7 +67,7 @@ def test_release_config_has_timm_keys_and_ltzoo_block(local_hub: ServedHub) -> N
     config = json.loads((local_hub.folder(local_hub.cosine) / "config.json").read_text())
     assert {"architecture", "num_classes", "num_features", "pretrained_cfg", "model_args", "ltzoo"} <= config.keys()
     assert (config["architecture"], config["num_classes"], config["num_features"]) == ("resnet32_cifar", 10, 64)
-    assert config["model_args"] == {"classifier": "cosine"}
+    assert config["model_args"] == {"classifier": "cosine", "cosine_scale": 30.0}
     assert config["pretrained_cfg"]["num_classes"] == 10
     assert (config["ltzoo"]["name"], config["ltzoo"]["tag"]) == ("resnet32_ldam_drw_cifar10_lt", "if100")
     assert config["ltzoo"]["files"] == {"model.safetensors": sha256_file(local_hub.weights(local_hub.cosine))}

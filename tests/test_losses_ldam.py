@@ -37,7 +37,7 @@ def test_ldam_is_cross_entropy_of_scaled_logits_with_the_true_class_margin_subtr
     for i, y in enumerate(target.tolist()):
         shifted[i, y] -= margins[y]
     expected = F.cross_entropy(30.0 * shifted, target)
-    torch.testing.assert_close(LDAMLoss(counts)(cosine, target), expected)
+    torch.testing.assert_close(LDAMLoss(counts)(30.0 * cosine, target), expected)
 
 
 def test_ldam_with_drw_weights_is_weighted_cross_entropy_on_the_shifted_logits():
@@ -48,4 +48,4 @@ def test_ldam_with_drw_weights_is_weighted_cross_entropy_on_the_shifted_logits()
     loss.set_class_weight(weight)
     shifted = cosine - F.one_hot(target, 3).double() * ldam_margins(counts).double()[target, None]
     expected = F.cross_entropy(30.0 * shifted, target, weight=weight.double())
-    torch.testing.assert_close(loss(cosine, target), expected)
+    torch.testing.assert_close(loss(30.0 * cosine, target), expected)

@@ -15,9 +15,10 @@ def ldam_margins(class_counts: Sequence[int] | Tensor, max_margin: float = 0.5) 
 
 
 class LDAMLoss(ClassificationLoss):
-    """LDAM: ℓ_i = CE( s·(z_i − m_{y_i} e_{y_i}), y_i ), the margin subtracted from the true class only.
+    """LDAM: ℓ_i = CE( z_i − s·m_{y_i} e_{y_i}, y_i ) on scaled cosine logits z = s·cos, margin on the true class only.
 
-    Expects cosine logits z ∈ [−1, 1] (a NormedLinear head); the scale s lives here, not in the model.
+    The paper's CE( s·(cos − m_y e_y), y ) with s kept in the model's head (NormedLinear(scale=s)), so that the
+    released model's logits are the ones its softmax was trained on; `scale` must equal the head's s.
     Combine with `DeferredReweighting` through `set_class_weight` for LDAM-DRW.
     """
 
@@ -30,5 +31,5 @@ class LDAMLoss(ClassificationLoss):
 
     def per_sample(self, logits: Tensor, target: Tensor) -> Tensor:
         margin = self.margins.to(logits)[target]
-        shifted = logits - F.one_hot(target, logits.shape[-1]).to(logits) * margin.unsqueeze(-1)
-        return F.cross_entropy(self.scale * shifted, target, reduction="none")
+        shifted = logits - F.one_hot(target, logits.shape[-1]).to(logits) * (self.scale * margin).unsqueeze(-1)
+        return F.cross_entropy(shifted, target, reduction="none")

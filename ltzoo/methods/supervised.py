@@ -25,10 +25,15 @@ def build_base_loss(name: str, class_counts: Sequence[int], max_margin: float = 
 
 
 def check_classifier(model: nn.Module, loss: ClassificationLoss) -> None:
-    """LDAM's margins are defined on cosine logits: refuse it on a linear classifier, where it would train, wrongly."""
-    if isinstance(loss, LDAMLoss) and not isinstance(unwrap(model).get_classifier(), NormedLinear):
-        raise ValueError("the LDAM loss needs the cosine classifier, and this model's is linear: add "
-                         "`model: {classifier: cosine}` to the config (LDAM-DRW zoo entries have it already)")
+    """LDAM's margins are defined on s·cosine logits: refuse any other head, where it would train, wrongly."""
+    if not isinstance(loss, LDAMLoss):
+        return
+    head = unwrap(model).get_classifier()
+    if not isinstance(head, NormedLinear) or head.scale != loss.scale:
+        have = f"a cosine classifier of scale {head.scale:g}" if isinstance(head, NormedLinear) else "a linear classifier"
+        raise ValueError(f"the LDAM loss needs the cosine classifier with its scale s = {loss.scale:g}, and this model "
+                         f"has {have}: add `model: {{classifier: cosine, cosine_scale: {loss.scale:g}}}` to the "
+                         "config (LDAM zoo entries have it already)")
 
 
 class SupervisedMethod(TrainingMethod):

@@ -12,7 +12,8 @@ CLASSIFIERS = ("linear", "cosine")
 class NormedLinear(nn.Module):
     """Cosine classifier: z_k = s · <x/‖x‖, W_k/‖W_k‖>, W of shape (d, C), no bias.
 
-    s = 1 gives the raw cosine that LDAM scales inside its loss; BCL / ConCutMix use s = 30 in the forward.
+    The zoo's LDAM, BCL and ConCutMix entries use s = 30, so their logits are the ones softmax was trained on;
+    s = 1 gives the raw cosine.
     """
 
     def __init__(self, in_features: int, out_features: int, scale: float = 1.0) -> None:
