@@ -1,8 +1,8 @@
 """Images/s of one training step per method: ResNet-32, batch 128, CIFAR-10-LT IF 100 class counts.
 
-Each method is a named entry of `BENCHES`: a factory that builds the method with `build_method`, its model (with the
-method's training-only heads), SGD, the main `ArrayLoader` and the method's second stream over the same synthetic
-uint8 images, and returns a `MethodBench` whose `step()` runs one full step (the method's `training_step` under
+Each method is a named entry of `BENCHES`: a factory that builds the method with `build_method`, the model of its
+CIFAR-10-LT zoo entry (its classifier, with the method's training-only heads), SGD, the main `ArrayLoader` and the
+method's second stream over the same synthetic uint8 images, and returns a `MethodBench` whose `step()` runs one full step (the method's `training_step` under
 bf16 autocast where `ltzoo.validate.default_amp()` says the hardware has it, backward, SGD) and whose `parts`
 accumulate the seconds of named sub-steps (e.g. SMCL's saliency pass). Throughput counts the background batch
 (128 images per step) for every method. Entries alternate over --rounds so background load hits all alike.
@@ -35,7 +35,6 @@ from ltzoo.validate import default_amp
 BATCH_SIZE = 128
 EPOCHS = 200
 EPOCH = 100  # inside every method's augmentation window (3 < e < E − 3) and before DRW
-MODEL = "resnet32_ce_cifar10_lt"
 
 
 @dataclass
@@ -81,7 +80,7 @@ def method_bench(name: str, instrument: Callable[[TrainingMethod, dict[str, floa
     def build(images: np.ndarray, labels: np.ndarray, device: torch.device, amp: str | None) -> MethodBench:
         method = build_method(name, np.bincount(labels), EPOCHS, **options)
         torch.manual_seed(0)
-        model = ltzoo.create_model(MODEL)
+        model = ltzoo.create_model(f"resnet32_{name}_cifar10_lt")  # the method's zoo entry: its classifier
         spec = method.heads_spec(model.num_features)
         if spec:
             model.train_heads.update(build_train_heads(spec))
@@ -154,6 +153,8 @@ BENCHES: dict[str, Callable[[np.ndarray, np.ndarray, torch.device, str | None], 
     "ce_drw": method_bench("ce_drw"),
     "ce_drw_lsm (mixed step)": method_bench("ce_drw_lsm", time_patch_region, p_mix=1.0),
     "ce_drw_lsm (gate p=0.5)": method_bench("ce_drw_lsm", time_patch_region),
+    "bcl": method_bench("bcl"),
+    "concutmix": method_bench("concutmix"),
     "dscl stage 1 (full queue)": method_bench("dscl", time_dscl_passes, queue_init="random", **DSCL_CIFAR),
 }
 
