@@ -11,19 +11,21 @@ from ltzoo import registry
 JPEG_NOTE = (
     "**Data note.** The CIFAR-10 copy this model was trained and evaluated on is a JPEG (quality 75) re-encoding of "
     "CIFAR-10 (mean absolute pixel error ≈ 5.8/255 against the originals), so accuracy on the original PNG-exact "
-    "CIFAR-10 differs."
+    "CIFAR-10 may differ."
 )
 JPEG_EFFECT = Path(__file__).resolve().parents[1] / "results" / "jpeg_effect.json"
 
 
 def _jpeg_note() -> str:
-    """The data note, with the measured cost of JPEG q75 when `benchmarks/jpeg_effect.py --json` has recorded it."""
+    """The data note, with the measured cost of JPEG q75 and its per-seed spread when `benchmarks/jpeg_effect.py
+    --json` has recorded it (the spread says whether the mean is more than seed noise)."""
     if not JPEG_EFFECT.is_file():
         return JPEG_NOTE
     effect = json.loads(JPEG_EFFECT.read_text())
+    costs = [lossless - jpeg for lossless, jpeg in zip(effect["top1"]["lossless"], effect["top1"]["jpeg_q75"])]
     return (f"{JPEG_NOTE} Measured: trained on the JPEG copies of {effect['train_images']:,} images instead of their "
             f"originals, a ResNet-32 lost {effect['jpeg_cost_points']:.2f} points of held-out top-1 (mean of "
-            f"{len(effect['seeds'])} seeds; `{effect['command']}`).")
+            f"{len(effect['seeds'])} seeds, per seed {min(costs):+.2f} to {max(costs):+.2f}; `{effect['command']}`).")
 
 
 def pct(value: float | None) -> str:
