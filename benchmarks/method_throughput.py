@@ -2,10 +2,11 @@
 
 Each method is a named entry of `BENCHES`: a factory that builds the method with `build_method`, the model of its
 CIFAR-10-LT zoo entry (its classifier, with the method's training-only heads), SGD, the main `ArrayLoader` and the
-method's second stream over the same synthetic uint8 images, and returns a `MethodBench` whose `step()` runs one full step (the method's `training_step` under
-bf16 autocast where `ltzoo.validate.default_amp()` says the hardware has it, backward, SGD) and whose `parts`
-accumulate the seconds of named sub-steps (e.g. SMCL's saliency pass). Throughput counts the background batch
-(128 images per step) for every method. Entries alternate over --rounds so background load hits all alike.
+method's second stream over the same synthetic uint8 images, and returns a `MethodBench` whose `step()` runs one
+full step (the method's `training_step` under bf16 autocast where `ltzoo.validate.default_amp()` says the
+hardware has it, backward, SGD) and whose `parts` accumulate the seconds of named sub-steps (e.g. SMCL's saliency
+pass). Throughput counts the background batch (128 images per step) for every method. Entries alternate over
+--rounds so background load hits all alike.
 Usage: python benchmarks/method_throughput.py [--steps 20] [--warmup 3] [--rounds 2] [--methods ce smcl ...]
 Add a method: one line in BENCHES (and, for a part worth timing, a wrapper like `timed_part`).
 """

@@ -15,7 +15,7 @@ def ldam_margins(class_counts: Sequence[int] | Tensor, max_margin: float = 0.5) 
 
 
 class LDAMLoss(ClassificationLoss):
-    """LDAM: ℓ_i = CE( z_i − s·m_{y_i} e_{y_i}, y_i ) on scaled cosine logits z = s·cos, margin on the true class only.
+    """LDAM: ℓ_i = CE( z_i − s·m_{y_i} e_{y_i}, y_i ) on scaled cosine logits z = s·cos (true-class margin only).
 
     The paper's CE( s·(cos − m_y e_y), y ) with s kept in the model's head (NormedLinear(scale=s)), so that the
     released model's logits are the ones its softmax was trained on; `scale` must equal the head's s.

@@ -13,7 +13,9 @@ from ..models import NormedLinear
 from .base import TrainingMethod, unwrap
 
 
-def build_base_loss(name: str, class_counts: Sequence[int], max_margin: float = 0.5, scale: float = 30.0) -> ClassificationLoss:
+def build_base_loss(
+    name: str, class_counts: Sequence[int], max_margin: float = 0.5, scale: float = 30.0
+) -> ClassificationLoss:
     """The per-target loss ℓ of a base method: `ce`, `ldam` (cosine classifier) or `bs` (balanced softmax)."""
     if name == "ce":
         return CrossEntropyLoss()
@@ -30,7 +32,8 @@ def check_classifier(model: nn.Module, loss: ClassificationLoss) -> None:
         return
     head = unwrap(model).get_classifier()
     if not isinstance(head, NormedLinear) or head.scale != loss.scale:
-        have = f"a cosine classifier of scale {head.scale:g}" if isinstance(head, NormedLinear) else "a linear classifier"
+        have = (f"a cosine classifier of scale {head.scale:g}" if isinstance(head, NormedLinear)
+                else "a linear classifier")
         raise ValueError(f"the LDAM loss needs the cosine classifier with its scale s = {loss.scale:g}, and this model "
                          f"has {have}: add `model: {{classifier: cosine, cosine_scale: {loss.scale:g}}}` to the "
                          "config (LDAM zoo entries have it already)")
