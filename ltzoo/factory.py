@@ -68,7 +68,8 @@ def _load_heads(model: nn.Module, weights: Path, cfg: dict[str, Any], from_hub: 
                 f"{hub.CONFIG_NAME} must sit beside it (as in a release folder written by save_pretrained)")
         meta = hub.read_config(config_file).get("ltzoo", {})
     if not meta.get("heads"):
-        raise hub.WeightsNotAvailableError(f"{weights} comes without training-only heads (no `heads` in its config.json)")
+        raise hub.WeightsNotAvailableError(
+            f"{weights} comes without training-only heads (no `heads` in its config.json)")
     model.train_heads.update(build_train_heads(meta["heads"]))
     expected = meta.get("files", {}).get(hub.HEADS_NAME)
     state = hub.load_safetensors(heads_file, expected)

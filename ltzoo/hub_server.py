@@ -97,7 +97,7 @@ class LocalHub:
         path.write_text(toml)
         return path
 
-    def start(self) -> "LocalHub":
+    def start(self) -> LocalHub:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.repo_ids = build_mirror(self.releases_dir, self.workdir / "mirrors", self.namespace)
         config = self._write_config()
@@ -109,7 +109,8 @@ class LocalHub:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"olah exited with code {self._proc.returncode}:\n{self.log_file.read_text()[-2000:]}")
+                log_tail = self.log_file.read_text()[-2000:]
+                raise RuntimeError(f"olah exited with code {self._proc.returncode}:\n{log_tail}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
@@ -131,7 +132,7 @@ class LocalHub:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "LocalHub":
+    def __enter__(self) -> LocalHub:
         return self.start()
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:

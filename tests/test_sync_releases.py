@@ -14,7 +14,7 @@ from ltzoo.hub import WEIGHTS_NAME, save_pretrained, sha256_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
 from training import model_card  # noqa: E402
 from training.model_card import render_model_card  # noqa: E402
-from training.sync_releases import collect, config_changes, update_release_folders, results_table  # noqa: E402
+from training.sync_releases import collect, config_changes, results_table, update_release_folders  # noqa: E402
 
 METRICS = {"top1": 71.5, "top5": 98.0, "many": 80.25, "medium": 50.0, "few": None, "ece": 0.1}  # a stand-in
 

@@ -123,7 +123,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     if unknown:
         raise ConfigError(f"unknown key(s) {[f'{where}{k}' for k in unknown]}; known keys here: {sorted(known)}")
     missing = [f.name for f in dataclasses.fields(cls)
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values]
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               and f.name not in values]
     if missing:
         raise ConfigError(f"missing required key(s) {[f'{where}{k}' for k in missing]}")
     hints = typing.get_type_hints(cls)

@@ -1,4 +1,4 @@
-"""Training and test data for a config: CIFAR-LT on the batched in-memory loader, split-file benchmarks on DataLoader."""
+"""Training and test data for a config: CIFAR-LT on the batched in-memory loader, split-file lists on DataLoader."""
 
 from __future__ import annotations
 
@@ -11,13 +11,19 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ltzoo.data import (ArrayLoader, BatchedDataLoader, ShardedSampler, SplitFileDataset, benchmark_transform,
-                        cifar_lt, find_split_list)
+from ltzoo.data import (
+    ArrayLoader,
+    BatchedDataLoader,
+    ShardedSampler,
+    SplitFileDataset,
+    benchmark_transform,
+    cifar_lt,
+    find_split_list,
+)
 from ltzoo.data.batch_transforms import cifar_eval_transform
 from ltzoo.data.cifar import ZOO_CIFAR_DATASETS as CIFAR
 from ltzoo.data.splits import BENCHMARKS
 from ltzoo.methods import TrainingMethod, TrainSet
-
 
 
 @dataclass
@@ -80,7 +86,8 @@ def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
     info = BENCHMARKS[data.dataset]
     image_root = _image_root(data.dataset, data.root)
     train_list = find_split_list(data.dataset, "train", data.root)
-    train_set = SplitFileDataset(image_root, train_list, info.num_classes, benchmark_transform(data.dataset, train=True))
+    train_transform = benchmark_transform(data.dataset, train=True)
+    train_set = SplitFileDataset(image_root, train_list, info.num_classes, train_transform)
     if train_set.paths and not (image_root / train_set.paths[0]).is_file():
         raise FileNotFoundError(f"data.root={image_root} does not hold the {data.dataset} images: "
                                 f"{image_root / train_set.paths[0]}, the first image of {train_list}, does not exist")

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_file, save_file
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -165,7 +165,8 @@ def weights_digest(model: torch.nn.Module) -> str:
 def hardware(accelerator: Accelerator) -> str:
     if torch.cuda.is_available():
         return f"{accelerator.num_processes} × {torch.cuda.get_device_name()}"
-    return f"{accelerator.num_processes} process(es) on {platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    cpu = platform.processor() or platform.machine()
+    return f"{accelerator.num_processes} process(es) on {cpu} CPU, {torch.get_num_threads()} threads"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -226,8 +227,8 @@ def main(argv: list[str] | None = None) -> None:
         start_epoch, elapsed, selection = meta["epoch"] + 1, meta["elapsed_s"], meta.get("selection")
         accelerator.print(f"resumed from {resume_from} (epoch {meta['epoch']} done)")
     accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
-    accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, precision {accelerator.mixed_precision}, "
-                      f"data: {data.source}")
+    accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, "
+                      f"precision {accelerator.mixed_precision}, data: {data.source}")
 
     iters = len(train_loader)
     amp_dtype = torch.bfloat16 if accelerator.mixed_precision == "bf16" else None

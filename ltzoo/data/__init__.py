@@ -9,7 +9,8 @@ from .splits import BENCHMARKS, SplitFileDataset, find_split_list, read_split_li
 from .transforms import benchmark_transform, eval_transform_from_cfg
 
 __all__ = [
-    "BENCHMARKS", "SHOT_RULE", "ArrayLoader", "Batch", "BatchedDataLoader", "CifarArrays", "CifarDataset", "ClassAwareSampler",
+    "BENCHMARKS", "SHOT_RULE", "ArrayLoader", "Batch", "BatchedDataLoader", "CifarArrays", "CifarDataset",
+    "ClassAwareSampler",
     "DatasetNotFoundError", "InstanceSampler", "LongTailedCifar", "ShardedSampler", "SplitFileDataset",
     "benchmark_transform", "cifar_lt", "class_probabilities", "eval_transform_from_cfg", "find_split_list",
     "img_num_per_cls", "load_cifar", "long_tailed_indices", "read_split_list", "shot_groups", "with_transform",

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 import torch
 from torch import nn
 from torch.utils.data import Sampler

@@ -49,6 +49,7 @@ class LSMMethod(PairedMinorityMethod):
             raise ValueError(f"unknown cam source {cam_source!r}; choose one of {', '.join(CAM_SOURCES)}")
         engine = PairedMinorityEngine(
             epochs, minor_sampler=TAIL_SAMPLERS[tail_sampler], region="patch_topk", p_aug=p_mix, aug_start=mix_start,
-            aug_end=mix_end, box_beta=mix_beta, patch_region=LSMPatchRegion(patch_size, mask_rule, head_weight, normalise),
+            aug_end=mix_end, box_beta=mix_beta,
+            patch_region=LSMPatchRegion(patch_size, mask_rule, head_weight, normalise),
         )
         super().__init__(class_counts, epochs, engine, base_loss, drw_start, drw_beta, max_margin, scale)

@@ -24,7 +24,9 @@ default_cfgs = generate_default_cfgs(
             mean=CIFAR_MEAN, std=CIFAR_STD,
         ),
         "lt_resnet50": _cfg(first_conv="backbone.conv1", num_classes=1000, pool_size=(7, 7), interpolation="bilinear"),
-        "lt_resnext50_32x4d": _cfg(first_conv="backbone.conv1", num_classes=1000, pool_size=(7, 7), interpolation="bilinear"),
+        "lt_resnext50_32x4d": _cfg(
+            first_conv="backbone.conv1", num_classes=1000, pool_size=(7, 7), interpolation="bilinear"
+        ),
         "lt_resnet152": _cfg(first_conv="backbone.conv1", num_classes=365, pool_size=(7, 7), interpolation="bilinear"),
     }
 )

@@ -10,7 +10,7 @@ from .base import LongTailClassifier
 
 
 class LTNet(LongTailClassifier):
-    """A timm backbone (ResNet-50, ResNeXt-50 32x4d, ResNet-152 …) pooled by average, optionally embedded, then classified.
+    """A timm backbone (ResNet-50, ResNeXt-50 32x4d, ResNet-152 …), average-pooled, optionally embedded, classified.
 
     `forward_features` is the backbone's last conv map (2048×7×7 at 224 px), the CAM layer. `embed_dim` adds the
     512-d fc feature of the OLTR Places-LT recipe.
