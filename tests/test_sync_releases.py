@@ -101,7 +101,7 @@ def test_the_jpeg_note_quotes_the_recorded_jpeg_effect_with_its_command(tmp_path
                                   "jpeg_cost_points": 2.6}))
     monkeypatch.setattr(model_card, "JPEG_EFFECT", effect)
     card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
-    assert ("lost 2.60 points of held-out top-1 (mean of 2 seeds, per seed +1.10 to +4.10; "
+    assert ("lost 2.60 ± 1.50 points of held-out top-1 (mean ± standard error of 2 seeds, per seed +1.10 to +4.10; "
             "`python benchmarks/jpeg_effect.py --json x`)") in card
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +19,17 @@ JPEG_EFFECT = Path(__file__).resolve().parents[1] / "results" / "jpeg_effect.jso
 
 
 def _jpeg_note() -> str:
-    """The data note, with the measured cost of JPEG q75 and its per-seed spread when `benchmarks/jpeg_effect.py
-    --json` has recorded it (the spread says whether the mean is more than seed noise)."""
+    """The data note, with the measured cost of JPEG q75, its standard error and per-seed spread when
+    `benchmarks/jpeg_effect.py --json` has recorded it (the error says how much of the mean is seed noise)."""
     if not JPEG_EFFECT.is_file():
         return JPEG_NOTE
     effect = json.loads(JPEG_EFFECT.read_text())
     costs = [lossless - jpeg for lossless, jpeg in zip(effect["top1"]["lossless"], effect["top1"]["jpeg_q75"])]
+    error = statistics.stdev(costs) / math.sqrt(len(costs)) if len(costs) > 1 else float("nan")
     return (f"{JPEG_NOTE} Measured: trained on the JPEG copies of {effect['train_images']:,} images instead of their "
-            f"originals, a ResNet-32 lost {effect['jpeg_cost_points']:.2f} points of held-out top-1 (mean of "
-            f"{len(effect['seeds'])} seeds, per seed {min(costs):+.2f} to {max(costs):+.2f}; `{effect['command']}`).")
+            f"originals, a ResNet-32 lost {effect['jpeg_cost_points']:.2f} ± {error:.2f} points of held-out top-1 "
+            f"(mean ± standard error of {len(costs)} seeds, per seed {min(costs):+.2f} to {max(costs):+.2f}; "
+            f"`{effect['command']}`).")
 
 
 def pct(value: float | None) -> str:
