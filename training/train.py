@@ -52,6 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_intermixed_args(argv)  # overrides may come before and after the flags
 
 
+def precision_name(accelerator: Accelerator) -> str:
+    """The training precision as logs and model cards print it: bf16 or fp32 (accelerate calls fp32 "no")."""
+    return "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision
+
+
 def mixed_precision(cfg: TrainConfig) -> str:
     """'bf16' where the hardware runs it natively (auto), else 'no' (fp32)."""
     if cfg.precision == "auto":
@@ -228,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         accelerator.print(f"resumed from {resume_from} (epoch {meta['epoch']} done)")
     accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
     accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, "
-                      f"precision {accelerator.mixed_precision}, data: {data.source}")
+                      f"precision {precision_name(accelerator)}, data: {data.source}")
 
     iters = len(train_loader)
     amp_dtype = torch.bfloat16 if accelerator.mixed_precision == "bf16" else None
@@ -290,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         out = export_release(accelerator.unwrap_model(model), cfg, args.config, args.overrides, heads_spec=heads_spec,
                              selection=selection,
                              train_seconds=elapsed, hardware=hardware(accelerator),
-                             precision=accelerator.mixed_precision, data_source=data.source)
+                             precision=precision_name(accelerator), data_source=data.source)
         accelerator.print(f"release written to {out}")
     accelerator.wait_for_everyone()
     accelerator.end_training()  # last: it destroys the process group that wait_for_everyone needs
