@@ -1,10 +1,12 @@
 """Control for the gap to the papers: the 200-epoch CE recipe trained by an independent loop on the same data.
 
-The loop is written the way kaidic/LDAM-DRW's cifar_train.py trains (fp32, NCHW, per-image PIL RandomCrop(32, 4) +
+The loop is written the way kaidic/LDAM-DRW's cifar_train.py trains (fp32, per-image PIL RandomCrop(32, 4) +
 flip + ToTensor + Normalize through a shuffling DataLoader, `nn.CrossEntropyLoss`, SGD 0.1 / 0.9 / 2e-4 on every
 parameter, LR set once per epoch: e/5·0.1 for the first 5 epochs, ×0.01 after 160, ×0.0001 after 180) and shares
-nothing with `training/train.py` but the ResNet-32 definition and the CIFAR-10-LT subset. If it lands where the
-release does, the gap lies in the data, not in ltzoo's loop; if it lands near the paper, ltzoo's loop is at fault.
+nothing with `training/train.py` but the ResNet-32 definition and the CIFAR-10-LT subset. One liberty: model and
+inputs use the channels_last memory layout (the same fp32 convolutions, ~1.6x faster than NCHW on one CPU thread).
+If it lands where the release does, the gap lies in the data, not in ltzoo's loop; if it lands near the paper,
+ltzoo's loop is at fault.
 It keeps a resumable checkpoint per epoch (rerun the same command to continue), logs test top-1 to TensorBoard,
 reports the final and the best epoch's test top-1 (the official code reports the best), and exports the final
 weights as safetensors for `ltzoo validate --checkpoint`.
@@ -55,7 +57,7 @@ def test_top1(model: nn.Module, loader: DataLoader) -> float:
     correct = total = 0
     with torch.no_grad():
         for inputs, targets in loader:
-            correct += int((model(inputs).argmax(1) == targets).sum())
+            correct += int((model(inputs.to(memory_format=torch.channels_last)).argmax(1) == targets).sum())
             total += targets.numel()
     model.train()
     return 100.0 * correct / total
@@ -83,7 +85,7 @@ def main() -> None:
     test_loader = DataLoader(CifarDataset(test, transforms.Compose(normalize)), batch_size=100)
 
     torch.manual_seed(args.seed)
-    model = ltzoo.create_model(MODEL)
+    model = ltzoo.create_model(MODEL).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=BASE_LR, momentum=0.9, weight_decay=2e-4)
     criterion = nn.CrossEntropyLoss()
     start_epoch, curve, seconds = 0, {}, 0.0
@@ -107,7 +109,7 @@ def main() -> None:
             group["lr"] = lr
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
         for inputs, targets in bar:
-            loss = criterion(model(inputs), targets)
+            loss = criterion(model(inputs.to(memory_format=torch.channels_last)), targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
