@@ -74,6 +74,10 @@ def test_an_ablation_is_described_by_its_config_change_without_bookkeeping_keys(
     assert config_changes(CONFIG, OPENCV) == 'method.saliency="opencv_finegrained"'
 
 
+def test_a_key_the_release_config_predates_counts_as_its_default_not_as_a_change():
+    assert config_changes(CONFIG, {**CONFIG, "select": "last", "precision": "fp32"}) == 'precision="fp32"'
+
+
 def test_ablation_runs_join_their_release_and_its_card(tmp_path: Path):
     releases, ablations = tmp_path / "releases", tmp_path / "ablations"
     full = "resnet32_smcl_cifar10_lt.if100"

@@ -6,6 +6,7 @@ Numbers are copied, never typed. Run: python training/sync_releases.py
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltzoo import registry  # noqa: E402
 from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, sha256_file  # noqa: E402
+from training.config import DataConfig, OptimConfig, TrainConfig  # noqa: E402
 from training.model_card import pct, render_model_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,9 +43,17 @@ def _flat(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
+def _config_defaults() -> dict[str, object]:
+    """The training config's defaults, flat: a key that one of two configs predates compares as its default."""
+    return {prefix + f.name: f.default
+            for prefix, cls in (("", TrainConfig), ("data.", DataConfig), ("optim.", OptimConfig))
+            for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
 def config_changes(base: dict, variant: dict) -> str:
     """What an ablation changed in the training config, as `key=value` (bookkeeping keys left out)."""
-    a, b = _flat(base), _flat(variant)
+    defaults = _config_defaults()
+    a, b = {**defaults, **_flat(base)}, {**defaults, **_flat(variant)}
     changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in BOOKKEEPING)
     return " ".join(f"{k}={json.dumps(b.get(k))}" for k in changed) or "(none)"
 
