@@ -51,6 +51,7 @@ class ClassCountMismatchError(WeightsError):
 
 
 def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks so large weights never sit in memory whole."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -95,6 +96,7 @@ def load_safetensors(path: str | Path, expected_sha256: str | None = None) -> di
 
 
 def hub_endpoint() -> str:
+    """The Hub URL the huggingface_hub client uses: ``HF_ENDPOINT`` as read when it was imported, or huggingface.co."""
     from huggingface_hub import constants
 
     return constants.ENDPOINT
@@ -126,6 +128,7 @@ def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
+    """A release's config.json as a dict; an unreadable or malformed file raises CorruptWeightsError."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:

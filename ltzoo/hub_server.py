@@ -22,6 +22,7 @@ STARTUP_TIMEOUT_S = 30.0
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at the moment of the call."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -77,10 +78,12 @@ class LocalHub:
 
     @property
     def endpoint(self) -> str:
+        """The URL to put in ``HF_ENDPOINT``."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
     def log_file(self) -> Path:
+        """Where olah's output goes; a failed start names it or quotes its tail."""
         return self.workdir / "olah.log"
 
     def _write_config(self) -> Path:
@@ -98,14 +101,15 @@ class LocalHub:
         return path
 
     def start(self) -> LocalHub:
+        """Mirror the release folders as git repos, start olah on them, wait until its port accepts connections."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.repo_ids = build_mirror(self.releases_dir, self.workdir / "mirrors", self.namespace)
         config = self._write_config()
-        log = open(self.log_file, "w")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "olah.server", "-c", str(config), "--log-path", str(self.workdir / "logs")],
-            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with open(self.log_file, "w") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "olah.server", "-c", str(config), "--log-path", str(self.workdir / "logs")],
+                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -120,6 +124,7 @@ class LocalHub:
         raise RuntimeError(f"olah did not open port {self.port} within {STARTUP_TIMEOUT_S:.0f} s; log: {self.log_file}")
 
     def stop(self) -> None:
+        """Terminate olah (kill it if it has not exited after 10 s) and remove its temporary folder."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:

@@ -36,6 +36,8 @@ ARCHS = {
 
 @dataclass(frozen=True)
 class Method:
+    """A training method as the zoo names it: its paper, the classifier head its models carry, its training stages."""
+
     title: str
     paper: str  # arXiv id or DOI of the paper that defines (or, for CE, benchmarks) the method
     classifier: str = "linear"
@@ -67,6 +69,8 @@ METHODS = {
 
 @dataclass(frozen=True)
 class Dataset:
+    """A benchmark: class count, input size, normalisation, eval crop and the imbalance factor of each CIFAR tag."""
+
     title: str
     num_classes: int
     input_size: tuple[int, int, int]
@@ -121,6 +125,8 @@ class UnknownModelError(ValueError):
 
 @dataclass(frozen=True)
 class ZooEntry:
+    """One registered family ``{arch}_{method}_{dataset}`` and its tags (``if100`` …); the first is the default."""
+
     arch: str
     method: str
     dataset: str
@@ -187,6 +193,7 @@ def releases() -> dict[str, dict[str, Any]]:
 
 
 def hub_namespace() -> str:
+    """The Hub organisation releases live under (``$LTZOO_HUB_NAMESPACE`` or the default)."""
     return os.environ.get(HUB_NAMESPACE_ENV, DEFAULT_HUB_NAMESPACE)
 
 
@@ -218,6 +225,7 @@ def resolve(model_name: str) -> tuple[ZooEntry, str]:
 
 
 def is_model(model_name: str) -> bool:
+    """Whether ``model_name`` (with or without a tag) names a zoo entry."""
     try:
         resolve(model_name)
     except UnknownModelError:
@@ -226,6 +234,7 @@ def is_model(model_name: str) -> bool:
 
 
 def get_entry(model_name: str) -> ZooEntry:
+    """The ZooEntry a name resolves to; an unknown name raises UnknownModelError with close matches."""
     return resolve(model_name)[0]
 
 
@@ -262,6 +271,7 @@ def get_pretrained_cfg(model_name: str) -> dict[str, Any]:
 
 
 def has_weights(model_name: str) -> bool:
+    """Whether the name's tag has released weights (a sha256 in ``releases.json``)."""
     return get_pretrained_cfg(model_name)["sha256"] is not None
 
 

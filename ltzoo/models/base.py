@@ -32,6 +32,7 @@ class LongTailClassifier(nn.Module):
         self.fc = create_classifier(self.classifier, self.num_features, self.num_classes, self.cosine_scale)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Global average pooling of the last feature map to one vector per image."""
         return x.mean(dim=(2, 3))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

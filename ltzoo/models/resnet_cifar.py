@@ -21,6 +21,8 @@ class OptionAShortcut(nn.Module):
 
 
 class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers plus shortcut: identity, or option A (subsample + zero channels) when shapes change."""
+
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
