@@ -115,8 +115,16 @@ ENTRIES: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("resnet50", "dscl", "imagenet_lt", ("e200",)),
 ]
 
-# Recipes that are ltzoo's own rather than the paper's (the model card says so).
-LTZOO_RECIPES = {("dscl", "cifar10_lt"), ("dscl", "cifar100_lt")}
+# (method, dataset) whose recipe is ltzoo's own rather than the paper's, and why; the model card and `ltzoo info` say so
+LTZOO_RECIPES: dict[tuple[str, str], str] = {
+    **{("dscl", d): "the DSCL paper trains no CIFAR model; this ResNet-32 recipe is ltzoo's extension"
+       for d in ("cifar10_lt", "cifar100_lt")},
+    **{("smcl", d): "the SMCL paper publishes neither code nor hyper-parameters, so the method's details and this "
+       "recipe are ltzoo's reconstruction from its abstract (CMO's recipe plus saliency masking and SupCon)"
+       for d in ("cifar10_lt", "cifar100_lt", "imagenet_lt")},
+    **{(m, "cifar10_lt"): "the LSM paper reports no CIFAR-10-LT setting; this is its CIFAR-100-LT recipe, unchanged"
+       for m in _LSM},
+}
 
 
 class UnknownModelError(ValueError):

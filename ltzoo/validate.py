@@ -146,12 +146,11 @@ def validate(
     entry, tag = resolve(name)
     full_name = f"{entry.name}.{tag}"
     cfg = get_pretrained_cfg(name)
+    model = create_model(name, pretrained=pretrained, checkpoint_path=checkpoint)  # first: no weights fails fast
     if entry.dataset in ZOO_CIFAR_DATASETS:
         data = _cifar_data(ZOO_CIFAR_DATASETS[entry.dataset], split, cfg, data_dir, batch_size)
     else:
         data = _split_file_data(entry.dataset, split, cfg, data_dir, batch_size)
-
-    model = create_model(name, pretrained=pretrained, checkpoint_path=checkpoint)
     result = evaluate(
         model,
         data.loader,

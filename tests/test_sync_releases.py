@@ -113,3 +113,16 @@ def test_without_a_recorded_jpeg_effect_the_note_says_only_what_is_known(tmp_pat
     monkeypatch.setattr(model_card, "JPEG_EFFECT", tmp_path / "absent.json")
     card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
     assert "JPEG (quality 75)" in card and "points" not in card
+
+
+def test_the_card_of_an_ltzoo_recipe_says_so_and_why(tmp_path: Path):
+    config = json.loads((release(tmp_path, "resnet32_smcl_cifar10_lt.if100") / "config.json").read_text())
+    config["ltzoo"]["recipe_origin"] = "ltzoo"
+    assert ("**The training recipe is ltzoo's own, not the paper's:** the SMCL paper publishes neither code nor "
+            "hyper-parameters") in render_model_card(config)
+
+
+def test_the_card_of_a_paper_recipe_makes_no_such_claim(tmp_path: Path):
+    config = json.loads((release(tmp_path) / "config.json").read_text())
+    config["ltzoo"]["recipe_origin"] = "paper"
+    assert "ltzoo's own" not in render_model_card(config)

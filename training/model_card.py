@@ -99,7 +99,8 @@ def render_model_card(config: dict[str, Any]) -> str:
         "",
     ]
     if meta.get("recipe_origin") == "ltzoo":
-        parts += ["**The training recipe is ltzoo's own, not from the paper** (the paper reports no such setting).", ""]
+        note = registry.LTZOO_RECIPES[(meta["method"], meta["dataset"])]
+        parts += [f"**The training recipe is ltzoo's own, not the paper's:** {note}.", ""]
     parts += [
         "## Results (measured by ltzoo)",
         "",

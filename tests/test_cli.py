@@ -1,0 +1,76 @@
+"""The `ltzoo` command: what each subcommand prints, and that bad input ends in one clear line, not a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ltzoo.cli import main
+
+SHA = "cd" * 32
+
+
+def test_list_prints_the_names_that_match_the_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "*smcl_cifar*"]) == 0
+    assert capsys.readouterr().out.split() == ["resnet32_smcl_cifar100_lt", "resnet32_smcl_cifar10_lt"]
+
+
+def test_list_says_when_nothing_matches(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "*nothing*"]) == 0
+    assert "no model matches '*nothing*'" in capsys.readouterr().err
+
+
+def test_info_gives_the_recipe_command_and_says_when_weights_are_missing(capsys: pytest.CaptureFixture[str],
+                                                                        releases_table: Callable[..., Path]) -> None:
+    assert main(["info", "resnet32_ce_cifar10_lt.if50"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe        accelerate launch training/train.py --config " \
+           "training/configs/resnet32_ce_cifar10_lt.if50.yaml" in out
+    assert "not published yet" in out
+
+
+def test_info_says_why_a_recipe_is_ltzoos_own(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "resnet32_smcl_cifar10_lt"]) == 0
+    assert "ltzoo's own recipe, not the paper's: the SMCL paper publishes neither code nor" in capsys.readouterr().out
+
+
+def test_info_of_a_paper_recipe_has_no_ltzoo_recipe_note(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "resnet32_bcl_cifar10_lt"]) == 0
+    assert "ltzoo's own recipe" not in capsys.readouterr().out
+
+
+def test_info_of_a_release_shows_its_sha256_metrics_and_measuring_command(
+        capsys: pytest.CaptureFixture[str], releases_table: Callable[[dict[str, Any]], Path]) -> None:
+    releases_table({"resnet32_ce_cifar10_lt.if100": {
+        "sha256": SHA, "validate_command": "ltzoo validate resnet32_ce_cifar10_lt.if100 --checkpoint x",
+        "metrics": {"top1": 65.67, "many": 73.16, "medium": 35.7, "few": None}}})
+    assert main(["info", "resnet32_ce_cifar10_lt"]) == 0
+    out = capsys.readouterr().out
+    assert f"weights       sha256 {SHA}" in out
+    assert "measured      top-1 65.67  many 73.16  medium 35.70  few n/a" in out
+    assert "by: ltzoo validate resnet32_ce_cifar10_lt.if100 --checkpoint x" in out
+
+
+def test_a_misspelt_name_is_one_error_line_with_close_matches(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "resnet32_smcl_cifar10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "resnet32_smcl_cifar10_lt" in err and "Traceback" not in err
+
+
+def test_validating_an_entry_without_weights_gives_the_command_that_trains_them(
+        capsys: pytest.CaptureFixture[str], releases_table: Callable[..., Path], tmp_path: Path) -> None:
+    assert main(["validate", "resnet32_smcl_cifar10_lt.if50", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "has no published weights yet" in err
+    assert "accelerate launch training/train.py --config training/configs/resnet32_smcl_cifar10_lt.if50.yaml" in err
+
+
+def test_validating_a_missing_checkpoint_file_says_which_file(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path) -> None:
+    missing = tmp_path / "model.safetensors"
+    assert main(["validate", "resnet32_ce_cifar10_lt", "--checkpoint", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(missing) in err
