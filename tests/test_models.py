@@ -7,6 +7,7 @@ import copy
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import ltzoo
@@ -220,6 +221,17 @@ def test_normed_linear_outputs_are_cosines_in_unit_range() -> None:
     assert out.abs().max() <= 1 + 1e-6
     torch.testing.assert_close(out[0, 3], torch.cosine_similarity(x[0], head.weight[:, 3], dim=0))
 
+
+
+def test_normed_linear_computes_fp32_cosines_under_bf16_autocast() -> None:
+    head = NormedLinear(64, 10, scale=30.0)
+    x = torch.randn(32, 64)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = head(x.bfloat16())
+    assert out.dtype == torch.float32
+    with torch.no_grad():
+        expected = 30 * F.normalize(x.bfloat16().float(), dim=1) @ F.normalize(head.weight, dim=0)
+    torch.testing.assert_close(out, expected)
 
 # --- timm registration and training-only heads -----------------------------------------------------------------
 

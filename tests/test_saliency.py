@@ -60,6 +60,15 @@ def test_cam_of_gap_linear_is_the_weighted_sum_of_feature_channels():
     torch.testing.assert_close(class_activation_maps(feature_map, model.fc, LABELS), expected)
 
 
+
+def test_cam_is_fp32_under_bf16_autocast():
+    model = _net()
+    feature_map = model.forward_features(_images()).detach()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cam = class_activation_maps(feature_map, model.fc, LABELS)
+    assert cam.dtype == torch.float32
+    torch.testing.assert_close(cam, class_activation_maps(feature_map, model.fc, LABELS))
+
 def test_cam_spatial_mean_plus_bias_is_the_logit():
     model = _net()
     images = _images()

@@ -55,9 +55,13 @@ def classifier_weights(classifier: nn.Module) -> Tensor:
 
 
 def class_activation_maps(feature_map: Tensor, classifier: nn.Module, targets: Tensor) -> Tensor:
-    """CAM of class c_i for each image: M_i = Σ_k W_{c_i,k} A_{i,k}, bias omitted; (B, h, w) float32."""
-    weights = classifier_weights(classifier).detach().float()[targets]
-    return torch.einsum("bk,bkhw->bhw", weights, feature_map.detach().float())
+    """CAM of class c_i for each image: M_i = Σ_k W_{c_i,k} A_{i,k}, bias omitted; (B, h, w) float32.
+
+    fp32 under autocast too: bf16 rounding ties near-equal peaks and moves the argmax the SMCL box is centred on.
+    """
+    with torch.autocast(feature_map.device.type, enabled=False):
+        weights = classifier_weights(classifier).detach().float()[targets]
+        return torch.einsum("bk,bkhw->bhw", weights, feature_map.detach().float())
 
 
 def grad_cam(model: nn.Module, feature_map: Tensor, targets: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ class NormedLinear(nn.Module):
     """Cosine classifier: z_k = s · <x/‖x‖, W_k/‖W_k‖>, W of shape (d, C), no bias.
 
     The zoo's LDAM, BCL and ConCutMix entries use s = 30, so their logits are the ones softmax was trained on;
-    s = 1 gives the raw cosine.
+    s = 1 gives the raw cosine. Computed in fp32 under autocast too.
     """
 
     def __init__(self, in_features: int, out_features: int, scale: float = 1.0) -> None:
@@ -29,7 +29,9 @@ class NormedLinear(nn.Module):
         return self.weight.t()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
+        # fp32 even under autocast: s = 30 turns bf16's rounding of the cosine (≈ 4e-3) into ≈ 0.1 logit
+        with torch.autocast(x.device.type, enabled=False):
+            out = F.normalize(x.float(), dim=1) @ F.normalize(self.weight.float(), dim=0)
         return out * self.scale if self.scale != 1.0 else out
 
     def extra_repr(self) -> str:
