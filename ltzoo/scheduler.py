@@ -105,18 +105,26 @@ SCHEDULES: dict[str, type[LRSchedule]] = {
 }
 
 
-def build_scheduler(cfg: dict[str, Any]) -> LRSchedule:
-    """Build a schedule from a plain dict: {"name": <one of SCHEDULES>, **its constructor arguments}."""
+def build_scheduler(cfg: dict[str, Any], base_lr: float, epochs: int) -> LRSchedule:
+    """Build a schedule from a config's plain dict {"name": <one of SCHEDULES>, **its other fields}.
+
+    The base LR and the run's length come from the caller (a config's optim.lr and epochs), so a schedule that
+    needs the length never carries a second copy of it that an `epochs=` override would leave behind.
+    """
     options = dict(cfg)
     name = options.pop("name", None)
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule name {name!r}; expected one of {sorted(SCHEDULES)}")
     schedule_cls = SCHEDULES[name]
-    allowed = {field.name for field in dataclasses.fields(schedule_cls)}
+    fields = {field.name for field in dataclasses.fields(schedule_cls)}
+    allowed = fields - {"base_lr", "epochs"}
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} for schedule {name!r}; allowed: {sorted(allowed)}")
-    return schedule_cls(**options)
+        raise ValueError(f"unknown key(s) {unknown} for schedule {name!r}; allowed: {sorted(allowed)} (base_lr is "
+                         "optim.lr and epochs the config's epochs)")
+    if "epochs" in fields:
+        options["epochs"] = epochs
+    return schedule_cls(base_lr=base_lr, **options)
 
 
 def set_lr(optimizer: Optimizer, lr: float) -> None:

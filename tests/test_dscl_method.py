@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
 
 from training.config import load_config  # noqa: E402
+from training.data import build_data  # noqa: E402
 from training.train import param_groups  # noqa: E402
 
 CONFIGS = ROOT / "training" / "configs"
@@ -418,11 +419,11 @@ def test_imagenet_lt_iterations_per_epoch():
 def test_imagenet_lt_schedules_of_the_configs():
     stage1_cfg = load_config(CONFIGS / "resnet50_dscl_imagenet_lt.e200.yaml")
     probe_cfg = load_config(CONFIGS / "resnet50_dscl_imagenet_lt.e200.probe.yaml")
-    stage1_lr = build_scheduler({**stage1_cfg.schedule, "base_lr": stage1_cfg.optim.lr})
+    stage1_lr = build_scheduler(stage1_cfg.schedule, stage1_cfg.optim.lr, stage1_cfg.epochs)
     values = [stage1_lr.lr_at(epoch, i, 452) for epoch, i in ((0, 0), (5, 0), (10, 0), (105, 0), (199, 451))]
     assert values[:4] == pytest.approx([0.0, 0.05, 0.1, 0.05], abs=1e-12)
     assert values[4] == pytest.approx(3.3455e-11, rel=1e-4)
-    probe_lr = build_scheduler({**probe_cfg.schedule, "base_lr": probe_cfg.optim.lr})
+    probe_lr = build_scheduler(probe_cfg.schedule, probe_cfg.optim.lr, probe_cfg.epochs)
     assert [probe_lr.lr_at(e, 0, 57) for e in (0, 19, 20, 29, 30, 39)] == pytest.approx([10, 10, 1, 1, 0.1, 0.1])
 
 
@@ -454,6 +455,17 @@ def run(command: list[str], **env_vars: str) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def test_stage1_drops_the_last_smaller_batch_and_the_probe_keeps_it(tiny_cifar_root: Path):
+    stage1, probe = (load_config(c, [f"data.root={tiny_cifar_root}", "data.subset=300", "data.batch_size=64"])
+                     for c in (CIFAR10_STAGE1, CIFAR10_PROBE))
+    data = build_data(stage1, registry.get_pretrained_cfg(stage1.full_name))
+    counts = data.class_counts
+    stage1_loader = data.make_train(build_method("dscl", counts, 1, **{**TINY, "queue_size": 128}))
+    probe_loader = data.make_train(DSCLProbe(counts, 1, init_from="unused"))
+    assert [len(b.labels) for b in stage1_loader] == [64] * 4  # dscl §5: drop_last
+    assert [len(b.labels) for b in probe_loader] == [64] * 4 + [44]  # dscl §3.2: every draw
 
 
 @pytest.mark.slow

@@ -80,26 +80,36 @@ def test_iteration_outside_the_epoch_is_rejected():
 
 
 def test_build_scheduler_from_a_plain_dict():
-    cfg = {"name": "warmup_step", "base_lr": 0.1, "warmup_epochs": 5, "milestones": [160, 180], "gammas": [0.01, 0.01]}
-    assert build_scheduler(cfg) == WarmupStepLR(0.1, 5, (160, 180), (0.01, 0.01))
+    cfg = {"name": "warmup_step", "warmup_epochs": 5, "milestones": [160, 180], "gammas": [0.01, 0.01]}
+    assert build_scheduler(cfg, 0.1, 200) == WarmupStepLR(0.1, 5, (160, 180), (0.01, 0.01))
     assert cfg["name"] == "warmup_step"
 
 
 def test_build_scheduler_knows_every_schedule():
-    cosine = build_scheduler({"name": "warmup_cosine", "base_lr": 0.1, "epochs": 90, "warmup_epochs": 0})
-    per_iter = build_scheduler({"name": "iter_warmup_cosine", "base_lr": 0.1, "epochs": 200, "warmup_epochs": 10})
+    cosine = build_scheduler({"name": "warmup_cosine", "warmup_epochs": 0}, 0.1, 90)
+    per_iter = build_scheduler({"name": "iter_warmup_cosine", "warmup_epochs": 10}, 0.1, 200)
     assert cosine == WarmupCosineLR(0.1, 90, 0)
     assert per_iter == IterWarmupCosineLR(0.1, 200, 10)
 
 
+def test_a_cosine_schedule_ends_with_the_run_it_is_built_for():
+    short = build_scheduler({"name": "iter_warmup_cosine", "warmup_epochs": 1}, 0.1, 3)
+    assert short.lr_at(2, 99, 100) == pytest.approx(0.0, abs=1e-4)
+
+
 def test_build_scheduler_rejects_an_unknown_name():
     with pytest.raises(ValueError, match="unknown schedule name"):
-        build_scheduler({"name": "onecycle", "base_lr": 0.1})
+        build_scheduler({"name": "onecycle"}, 0.1, 200)
 
 
 def test_build_scheduler_rejects_an_unknown_key():
     with pytest.raises(ValueError, match="milestone"):
-        build_scheduler({"name": "warmup_step", "base_lr": 0.1, "warmup_epochs": 5, "milestone": [160]})
+        build_scheduler({"name": "warmup_step", "warmup_epochs": 5, "milestone": [160]}, 0.1, 200)
+
+
+def test_the_schedule_takes_its_length_from_the_run_not_a_second_copy():
+    with pytest.raises(ValueError, match="epochs the config's epochs"):
+        build_scheduler({"name": "warmup_cosine", "warmup_epochs": 5, "epochs": 90}, 0.1, 90)
 
 
 def test_set_lr_respects_per_group_scales():

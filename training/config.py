@@ -54,7 +54,7 @@ class TrainConfig:
     epochs: int
     data: DataConfig
     method: dict[str, Any]  # {"name": ..., **options of ltzoo.methods.build_method}
-    schedule: dict[str, Any]  # ltzoo.scheduler.build_scheduler fields, base_lr taken from optim.lr
+    schedule: dict[str, Any]  # ltzoo.scheduler.build_scheduler fields; base_lr is optim.lr, epochs the top-level epochs
     optim: OptimConfig = field(default_factory=OptimConfig)
     model: dict[str, Any] = field(default_factory=dict)  # extra architecture kwargs
     seed: int = 0

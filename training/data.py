@@ -62,7 +62,7 @@ def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int)
                                   world_size=world_size, channels_last=cfg.channels_last))
         return ArrayLoader(images, labels, batch, method.cifar_transform(mean, std),
                            sampler=method.train_sampler(labels, cfg.seed), seed=cfg.seed, rank=rank,
-                           world_size=world_size, channels_last=cfg.channels_last)
+                           world_size=world_size, drop_last=method.drop_last, channels_last=cfg.channels_last)
 
     test_loader = ArrayLoader(test.images, test.labels, 256, cifar_eval_transform(mean, std), seed=0,
                               channels_last=cfg.channels_last)
@@ -123,8 +123,8 @@ def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
         drawn = method.train_sampler(labels, cfg.seed)
         sampler = (DistributedSampler(train_set, world_size, rank, shuffle=True, seed=cfg.seed) if drawn is None
                    else ShardedSampler(drawn, rank, world_size))
-        return BatchedDataLoader(DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=data.num_workers),
-                                 cfg.channels_last)
+        return BatchedDataLoader(DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=data.num_workers,
+                                            drop_last=method.drop_last), cfg.channels_last)
 
     return TrainData(counts, test_loader, f"split lists {train_list.name} / {test_list.name}", make_train, val_loader)
 

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes)
         method_options = {k: v for k, v in cfg.method.items() if k != "name"}
         method = build_method(cfg.method["name"], data.class_counts, cfg.epochs, **method_options)
-        schedule = build_scheduler({**cfg.schedule, "base_lr": cfg.optim.lr})
+        schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     train_loader = data.make_train(method)

@@ -53,6 +53,7 @@ class TrainingMethod:
 
     name = "base"
     exports_release = True  # False for a stage whose weights are not a zoo model yet (DSCL stage 1)
+    drop_last = False  # True drops each epoch's last, smaller batch (DSCL stage 1: whole batches for the key queue)
 
     def __init__(self, class_counts: Sequence[int], epochs: int) -> None:
         self.class_counts = torch.as_tensor(list(class_counts), dtype=torch.long)

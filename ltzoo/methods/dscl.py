@@ -91,6 +91,7 @@ class DSCLMethod(TrainingMethod):
     """
 
     exports_release = False  # the release is the stage-2 probe's model
+    drop_last = True  # dscl §2.6 / §5: whole batches only, so the queue fills in batch-sized blocks
 
     name = "dscl"
 
