@@ -1,0 +1,42 @@
+"""benchmarks/bn_statistics.py: re-estimating BN statistics on a method's batches changes the statistics, never the
+weights."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from fixtures import shared_file
+from safetensors.torch import save_file
+
+import ltzoo
+from ltzoo.models import inference_state_dict
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` is a folder of scripts beside the package
+from benchmarks.bn_statistics import parse_variant, restat  # noqa: E402
+
+NAME = "resnet32_ce_drw_lsm_cifar10_lt.if100"
+
+
+def test_a_variant_is_method_options_parsed_as_yaml():
+    assert parse_variant("p_mix=0.5 mix_end=0 saliency=random") == {"p_mix": 0.5, "mix_end": 0, "saliency": "random"}
+
+
+def test_a_variant_without_a_value_is_refused():
+    with pytest.raises(SystemExit, match="key=value"):
+        parse_variant("p_mix")
+
+
+def test_restat_replaces_the_bn_statistics_and_keeps_every_weight(tmp_path: Path):
+    torch.manual_seed(0)
+    trained = ltzoo.create_model(NAME)
+    checkpoint = tmp_path / "model.safetensors"
+    save_file(inference_state_dict(trained), checkpoint)
+    model = restat(NAME, str(checkpoint), "ce_drw_lsm", {"p_mix": 1.0}, epoch=100, batches=2,
+                   data_dir=str(shared_file("cifar10_train_jpeg.npz").parent))
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert int(bn.num_batches_tracked) == 2
+    assert not torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+    for key, value in trained.named_parameters():
+        torch.testing.assert_close(model.get_parameter(key), value, rtol=0, atol=0)
+    assert not model.training
