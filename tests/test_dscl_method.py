@@ -494,4 +494,4 @@ def test_stage1_then_probe_through_train_py(tmp_path: Path, tiny_cifar_root: Pat
     stage1_last = tmp_path / "s1" / "checkpoints" / "epoch_0001"
     result = run([sys.executable, train, "--config", str(CIFAR10_PROBE), "epochs=1", f"method.init_from={stage1_last}",
                   *common, f"run_dir={tmp_path / 's2'}"])
-    assert "epoch 1: top-1" in result.stdout
+    assert "epoch 1: test top-1" in result.stdout
