@@ -24,16 +24,15 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-import ltzoo
 from ltzoo import registry
-from ltzoo.methods import build_method
-from ltzoo.models import build_train_heads, inference_state_dict
+from ltzoo.models import inference_state_dict
 from ltzoo.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package
 from training.config import TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
+from training.train import build_config_method, build_training_model  # noqa: E402
 
 
 def variant_config(name: str, overrides: list[str]) -> TrainConfig:
@@ -44,16 +43,9 @@ def variant_config(name: str, overrides: list[str]) -> TrainConfig:
 def restat(checkpoint: str | Path, cfg: TrainConfig, epoch: int, batches: int) -> nn.Module:
     """The checkpoint's model with BN running statistics averaged over `batches` training forwards of `cfg`."""
     data = build_data(cfg, registry.get_pretrained_cfg(cfg.full_name))
-    method = build_method(cfg.method["name"], data.class_counts, cfg.epochs,
-                          **{k: v for k, v in cfg.method.items() if k != "name"})
+    method = build_config_method(cfg, data.class_counts)
     loader = data.make_train(method)
-    model = ltzoo.create_model(cfg.full_name, checkpoint_path=checkpoint, **cfg.model)
-    spec = method.heads_spec(model.num_features)
-    if spec:
-        model.train_heads.update(build_train_heads(spec))  # only their forward runs; they hold no BN statistics
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    method.prepare_model(model)
+    model = build_training_model(cfg, method, checkpoint)  # training-only heads only run forward: no BN in them
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.reset_running_stats()

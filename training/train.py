@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ltzoo  # noqa: E402
 from ltzoo import registry  # noqa: E402
 from ltzoo.evaluate import evaluate  # noqa: E402
-from ltzoo.methods import build_method  # noqa: E402
+from ltzoo.methods import TrainingMethod, build_method  # noqa: E402
 from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
 from ltzoo.validate import default_amp  # noqa: E402
 from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
@@ -174,6 +174,26 @@ def hardware(accelerator: Accelerator) -> str:
     return f"{accelerator.num_processes} process(es) on {cpu} CPU, {torch.get_num_threads()} threads"
 
 
+def build_config_method(cfg: TrainConfig, class_counts: Any) -> TrainingMethod:
+    """The config's method, built with its `method:` options for these training class counts."""
+    options = {k: v for k, v in cfg.method.items() if k != "name"}
+    return build_method(cfg.method["name"], class_counts, cfg.epochs, **options)
+
+
+def build_training_model(cfg: TrainConfig, method: TrainingMethod,
+                         checkpoint: str | Path | None = None) -> torch.nn.Module:
+    """The config's zoo model (from `checkpoint` if given) with the method's training-only heads, in the config's
+    memory format, prepared by the method (e.g. DSCL's key encoder, the probe's frozen encoder)."""
+    model = ltzoo.create_model(cfg.full_name, checkpoint_path=checkpoint, **cfg.model)
+    heads_spec = method.heads_spec(model.num_features)
+    if heads_spec:
+        model.train_heads.update(ltzoo.models.build_train_heads(heads_spec))
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    method.prepare_model(model)
+    return model
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
@@ -200,23 +220,17 @@ def main(argv: list[str] | None = None) -> None:
     pretrained_cfg = registry.get_pretrained_cfg(cfg.full_name)
     try:
         data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes)
-        method_options = {k: v for k, v in cfg.method.items() if k != "name"}
-        method = build_method(cfg.method["name"], data.class_counts, cfg.epochs, **method_options)
+        method = build_config_method(cfg, data.class_counts)
         schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     train_loader = data.make_train(method)
 
-    model = ltzoo.create_model(cfg.full_name, **cfg.model)
-    heads_spec = method.heads_spec(model.num_features)
-    if heads_spec:
-        model.train_heads.update(ltzoo.models.build_train_heads(heads_spec))
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
     try:
-        method.prepare_model(model)
+        model = build_training_model(cfg, method)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
+    heads_spec = method.heads_spec(model.num_features)
     optimizer = torch.optim.SGD(param_groups(model, cfg.optim.backbone_lr_scale), lr=cfg.optim.lr,
                                 momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
                                 nesterov=cfg.optim.nesterov)
