@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ltzoo import registry
+from training.provenance import describe_history
 
 JPEG_NOTE = (
     "**Data note.** The CIFAR-10 copy this model was trained and evaluated on is a JPEG (quality 75) re-encoding of "
@@ -142,6 +143,7 @@ def render_model_card(config: dict[str, Any]) -> str:
         f"- weights: {_selection(meta)}",
         f"- training time: {meta['train_seconds'] / 3600:.2f} h on {meta['hardware']}, precision {meta['precision']}",
         f"- data: {meta['data_source']}",
+        *([f"- code: ltzoo {describe_history(meta['code'], meta['config']['epochs'])}"] if meta.get("code") else []),
         "",
         "```json",
         json.dumps(meta["config"], indent=2),

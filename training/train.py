@@ -36,6 +36,7 @@ from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
 from training.export import export_release  # noqa: E402
 from training.model_card import pct  # noqa: E402
+from training.provenance import code_revision, extend_history  # noqa: E402
 
 CHECKPOINTS = "checkpoints"
 META = "meta.json"
@@ -109,13 +110,13 @@ def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
 
 
 def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, config_path: str, epoch: int, elapsed: float,
-                    selection: dict[str, Any] | None) -> None:
+                    selection: dict[str, Any] | None, code: list[dict]) -> None:
     run_dir = cfg.resolved_run_dir()
     ckpt = run_dir / CHECKPOINTS / f"epoch_{epoch:04d}"
     accelerator.save_state(str(ckpt))
     if accelerator.is_main_process:
         meta = {"epoch": epoch, "fingerprint": cfg.fingerprint(), "config_path": config_path, "elapsed_s": elapsed,
-                "selection": selection}
+                "selection": selection, "code": code}
         (ckpt / META).write_text(json.dumps(meta))
         for old in checkpoint_dirs(run_dir)[: -cfg.keep_checkpoints]:
             shutil.rmtree(old)
@@ -239,12 +240,14 @@ def main(argv: list[str] | None = None) -> None:
         accelerator.register_for_checkpointing(method)
     train_model = torch.compile(model) if cfg.compile else model
 
-    start_epoch, elapsed, selection = 0, 0.0, None
+    start_epoch, elapsed, selection, code = 0, 0.0, None, []
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
         meta = json.loads((resume_from / META).read_text())
         start_epoch, elapsed, selection = meta["epoch"] + 1, meta["elapsed_s"], meta.get("selection")
-        accelerator.print(f"resumed from {resume_from} (epoch {meta['epoch']} done)")
+        code = meta.get("code")  # None: a checkpoint from before runs recorded their code
+        accelerator.print(f"resumed from {resume_from} (epoch {start_epoch} done)")
+    code = extend_history(code, code_revision(), start_epoch + 1)
     accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
     accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, "
                       f"precision {precision_name(accelerator)}, data: {data.source}")
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
             if split == "val" and (selection is None or result.top1 > selection["val_top1"]):
                 selection = save_selection(run_dir, accelerator.unwrap_model(model), epoch + 1, result.top1)
         accelerator.log(stats, step=epoch + 1)
-        save_checkpoint(accelerator, cfg, args.config, epoch, elapsed, selection)
+        save_checkpoint(accelerator, cfg, args.config, epoch, elapsed, selection, code)
 
     if accelerator.num_processes > 1:
         # DDP broadcasts buffers (BatchNorm running stats) from rank 0 at the start of each forward, so after the last
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             selection = {"on": "last", "epoch": cfg.epochs}
         out = export_release(accelerator.unwrap_model(model), cfg, args.config, args.overrides, heads_spec=heads_spec,
                              selection=selection,
-                             train_seconds=elapsed, hardware=hardware(accelerator),
+                             train_seconds=elapsed, code=code, hardware=hardware(accelerator),
                              precision=precision_name(accelerator), data_source=data.source)
         accelerator.print(f"release written to {out}")
     accelerator.wait_for_everyone()

@@ -1,0 +1,41 @@
+"""Which code trained which epochs: a run that is resumed across commits records each one, so a release says so."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+UNRECORDED = "unrecorded"  # epochs trained before runs recorded their code
+
+
+def code_revision(root: Path = ROOT) -> str:
+    """The git commit checked out at `root` (12 hex digits), with '+dirty' when tracked files differ from it;
+    'unknown' outside a git checkout or without git."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60)
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def extend_history(history: list[dict] | None, revision: str, first_epoch: int) -> list[dict]:
+    """`history` ([] for a fresh run; a checkpoint's list of {"from_epoch", "revision"}, None when the checkpoint
+    predates the record) continued by `revision` from `first_epoch` (1-based): a new segment only when code changed."""
+    history = list(history) if history is not None else [{"from_epoch": 1, "revision": UNRECORDED}]
+    if not history or history[-1]["revision"] != revision:
+        history.append({"from_epoch": first_epoch, "revision": revision})
+    return history
+
+
+def describe_history(history: list[dict], epochs: int) -> str:
+    """'`abc123` (epochs 1–80), `def456` (epochs 81–200)' for a model card."""
+    ends = [segment["from_epoch"] - 1 for segment in history[1:]] + [epochs]
+    return ", ".join(f"`{segment['revision']}` (epochs {segment['from_epoch']}–{end})"
+                     for segment, end in zip(history, ends))
