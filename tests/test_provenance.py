@@ -1,4 +1,4 @@
-"""training/provenance.py: a run records the commit of the code that trained each stretch of its epochs."""
+"""training/provenance.py: a run records the code (git commit) and hardware that trained each stretch of epochs."""
 
 from __future__ import annotations
 
@@ -47,25 +47,33 @@ def test_outside_a_git_checkout_the_revision_is_unknown(tmp_path: Path):
     assert code_revision(tmp_path) == "unknown"
 
 
+CPU1, CPU2 = "1 process(es) on x86_64 CPU, 1 threads", "1 process(es) on x86_64 CPU, 2 threads"
+
+
 def test_a_fresh_run_starts_its_history_at_epoch_1():
-    assert extend_history([], "abc", 1) == [{"from_epoch": 1, "revision": "abc"}]
+    assert extend_history([], "abc", CPU1, 1) == [{"from_epoch": 1, "revision": "abc", "hardware": CPU1}]
 
 
-def test_resuming_with_the_same_code_adds_no_segment():
-    history = [{"from_epoch": 1, "revision": "abc"}]
-    assert extend_history(history, "abc", 81) == history
+def test_resuming_with_the_same_code_and_hardware_adds_no_segment():
+    history = [{"from_epoch": 1, "revision": "abc", "hardware": CPU1}]
+    assert extend_history(history, "abc", CPU1, 81) == history
 
 
 def test_resuming_with_other_code_starts_a_segment_at_the_first_epoch_it_trains():
-    assert extend_history([{"from_epoch": 1, "revision": "abc"}], "def", 81) == [
-        {"from_epoch": 1, "revision": "abc"}, {"from_epoch": 81, "revision": "def"}]
+    assert extend_history([{"from_epoch": 1, "revision": "abc", "hardware": CPU1}], "def", CPU1, 81) == [
+        {"from_epoch": 1, "revision": "abc", "hardware": CPU1}, {"from_epoch": 81, "revision": "def", "hardware": CPU1}]
+
+
+def test_resuming_on_other_hardware_starts_a_segment():
+    assert extend_history([{"from_epoch": 1, "revision": "abc", "hardware": CPU1}], "abc", CPU2, 81)[-1] == {
+        "from_epoch": 81, "revision": "abc", "hardware": CPU2}
 
 
 def test_a_checkpoint_from_before_the_record_is_marked_unrecorded_up_to_the_resume():
-    assert extend_history(None, "def", 81) == [
-        {"from_epoch": 1, "revision": UNRECORDED}, {"from_epoch": 81, "revision": "def"}]
+    assert extend_history(None, "def", CPU1, 81) == [
+        {"from_epoch": 1, "revision": UNRECORDED}, {"from_epoch": 81, "revision": "def", "hardware": CPU1}]
 
 
-def test_the_description_gives_each_revision_its_epoch_range():
-    history = [{"from_epoch": 1, "revision": "abc"}, {"from_epoch": 81, "revision": "def"}]
-    assert describe_history(history, 200) == "`abc` (epochs 1–80), `def` (epochs 81–200)"
+def test_the_description_gives_each_segment_its_epoch_range_code_and_hardware():
+    history = [{"from_epoch": 1, "revision": UNRECORDED}, {"from_epoch": 81, "revision": "def", "hardware": CPU2}]
+    assert describe_history(history, 200) == f"epochs 1–80: code `unrecorded`; epochs 81–200: code `def` on {CPU2}"

@@ -128,12 +128,15 @@ def test_the_card_of_a_paper_recipe_makes_no_such_claim(tmp_path: Path):
     assert "ltzoo's own" not in render_model_card(config)
 
 
-def test_the_card_names_the_code_that_trained_each_stretch_of_epochs(tmp_path: Path):
+def test_the_card_names_the_code_and_hardware_that_trained_each_stretch_of_epochs(tmp_path: Path):
     config = json.loads((release(tmp_path) / "config.json").read_text())
-    config["ltzoo"]["code"] = [{"from_epoch": 1, "revision": "unrecorded"}, {"from_epoch": 99, "revision": "89d5012"}]
-    assert "- code: ltzoo `unrecorded` (epochs 1–98), `89d5012` (epochs 99–200)" in render_model_card(config)
+    config["ltzoo"]["history"] = [{"from_epoch": 1, "revision": "unrecorded"},
+                                  {"from_epoch": 99, "revision": "89d5012", "hardware": "2 threads"}]
+    card = render_model_card(config)
+    assert "- run: epochs 1–98: code `unrecorded`; epochs 99–200: code `89d5012` on 2 threads" in card
+    assert "- hardware:" not in card
 
 
-def test_a_release_from_before_the_code_record_has_no_code_line(tmp_path: Path):
-    config = json.loads((release(tmp_path) / "config.json").read_text())
-    assert "- code:" not in render_model_card(config)
+def test_a_release_from_before_the_run_history_names_its_hardware_instead(tmp_path: Path):
+    card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
+    assert "- run:" not in card and "- hardware (the run's last process): cpu" in card

@@ -256,7 +256,7 @@ def test_resume_after_a_kill_is_bitwise_exact(tmp_path: Path, tiny_cifar_root: P
     assert optimizer_states_equal(final_a / "optimizer.bin", final_b / "optimizer.bin")
     assert [d[2] for d in digests(a.stdout)] == [d[2] for d in digests(resumed.stdout)]
     meta_b = json.loads((final_b / "meta.json").read_text())
-    assert [segment["from_epoch"] for segment in meta_b["code"]] == [1]  # same code before and after the kill
+    assert [segment["from_epoch"] for segment in meta_b["history"]] == [1]  # same code and hardware throughout
 
 
 @pytest.mark.slow
@@ -366,7 +366,8 @@ def test_export_records_measured_metrics_and_how_to_reproduce_them(exported: tup
     meta = json.loads((release / "config.json").read_text())["ltzoo"]
     assert {"top1", "many", "medium", "few"} <= set(meta["metrics"])
     assert 0.0 <= meta["metrics"]["top1"] <= 100.0
-    assert [segment["from_epoch"] for segment in meta["code"]] == [1] and meta["code"][0]["revision"]
+    assert [segment["from_epoch"] for segment in meta["history"]] == [1]
+    assert meta["history"][0]["revision"] and meta["history"][0]["hardware"]
     assert meta["metrics"]["num_images"] == 200  # measured on the run's data root, not somewhere else
     assert meta["validate_command"] == (f"ltzoo validate resnet32_ce_cifar10_lt.if100 "
                                         f"--checkpoint {release / 'model.safetensors'}")

@@ -38,7 +38,7 @@ def validate_command(full_name: str, release: Path) -> str:
 
 def export_release(
     model: nn.Module, cfg: Any, config_path: str, overrides: list[str], *, heads_spec: dict | None,
-    train_seconds: float, code: list[dict], hardware: str, precision: str, data_source: str, selection: dict[str, Any],
+    train_seconds: float, history: list[dict], precision: str, data_source: str, selection: dict[str, Any],
 ) -> Path:
     """Write `releases/<name>.<tag>/`, then measure it with `ltzoo validate` and record the metrics in it."""
     entry, tag = registry.resolve(cfg.full_name)
@@ -47,7 +47,7 @@ def export_release(
         "name": entry.name, "tag": tag, "method": entry.method, "dataset": entry.dataset,
         "recipe": repo_path(config_path), "paper": registry.METHODS[entry.method].paper,
         "train_command": train_command(entry, tag, config_path, overrides),
-        "config": cfg.to_dict(), "train_seconds": round(train_seconds, 1), "code": code, "hardware": hardware,
+        "config": cfg.to_dict(), "train_seconds": round(train_seconds, 1), "history": history,
         "precision": precision, "data_source": data_source, "selection": selection,
         "recipe_origin": "ltzoo" if (entry.method, entry.dataset) in registry.LTZOO_RECIPES else "paper",
     }

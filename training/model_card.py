@@ -141,9 +141,10 @@ def render_model_card(config: dict[str, Any]) -> str:
         "",
         f"- recipe: `{meta['recipe']}` (config below); seed {meta['config']['seed']}",
         f"- weights: {_selection(meta)}",
-        f"- training time: {meta['train_seconds'] / 3600:.2f} h on {meta['hardware']}, precision {meta['precision']}",
+        f"- training time: {meta['train_seconds'] / 3600:.2f} h, precision {meta['precision']}",
         f"- data: {meta['data_source']}",
-        *([f"- code: ltzoo {describe_history(meta['code'], meta['config']['epochs'])}"] if meta.get("code") else []),
+        f"- run: {describe_history(meta['history'], meta['config']['epochs'])}" if "history" in meta
+        else f"- hardware (the run's last process): {meta['hardware']}",  # releases from before runs recorded history
         "",
         "```json",
         json.dumps(meta["config"], indent=2),

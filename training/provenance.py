@@ -1,4 +1,4 @@
-"""Which code trained which epochs: a run that is resumed across commits records each one, so a release says so."""
+"""What trained which epochs: a run resumed across commits or machines records each, so its release says so."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-UNRECORDED = "unrecorded"  # epochs trained before runs recorded their code
+UNRECORDED = "unrecorded"  # epochs trained before runs recorded their history
 
 
 def code_revision(root: Path = ROOT) -> str:
@@ -25,17 +25,20 @@ def code_revision(root: Path = ROOT) -> str:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
-def extend_history(history: list[dict] | None, revision: str, first_epoch: int) -> list[dict]:
-    """`history` ([] for a fresh run; a checkpoint's list of {"from_epoch", "revision"}, None when the checkpoint
-    predates the record) continued by `revision` from `first_epoch` (1-based): a new segment only when code changed."""
+def extend_history(history: list[dict] | None, revision: str, hardware: str, first_epoch: int) -> list[dict]:
+    """`history` ([] for a fresh run; a checkpoint's list of {"from_epoch", "revision", "hardware"}, None when the
+    checkpoint predates the record) continued from `first_epoch` (1-based): a new segment only when the code or the
+    hardware changed."""
     history = list(history) if history is not None else [{"from_epoch": 1, "revision": UNRECORDED}]
-    if not history or history[-1]["revision"] != revision:
-        history.append({"from_epoch": first_epoch, "revision": revision})
+    if not history or (history[-1]["revision"], history[-1].get("hardware")) != (revision, hardware):
+        history.append({"from_epoch": first_epoch, "revision": revision, "hardware": hardware})
     return history
 
 
 def describe_history(history: list[dict], epochs: int) -> str:
-    """'`abc123` (epochs 1–80), `def456` (epochs 81–200)' for a model card."""
+    """'epochs 1–80: code `abc123` on <hardware>; epochs 81–200: code `def456` on <hardware>' for a model card."""
     ends = [segment["from_epoch"] - 1 for segment in history[1:]] + [epochs]
-    return ", ".join(f"`{segment['revision']}` (epochs {segment['from_epoch']}–{end})"
-                     for segment, end in zip(history, ends))
+    return "; ".join(
+        f"epochs {segment['from_epoch']}–{end}: code `{segment['revision']}`"
+        + (f" on {segment['hardware']}" if segment.get("hardware") else "")
+        for segment, end in zip(history, ends))

@@ -110,13 +110,13 @@ def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
 
 
 def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, config_path: str, epoch: int, elapsed: float,
-                    selection: dict[str, Any] | None, code: list[dict]) -> None:
+                    selection: dict[str, Any] | None, history: list[dict]) -> None:
     run_dir = cfg.resolved_run_dir()
     ckpt = run_dir / CHECKPOINTS / f"epoch_{epoch:04d}"
     accelerator.save_state(str(ckpt))
     if accelerator.is_main_process:
         meta = {"epoch": epoch, "fingerprint": cfg.fingerprint(), "config_path": config_path, "elapsed_s": elapsed,
-                "selection": selection, "code": code}
+                "selection": selection, "history": history}
         (ckpt / META).write_text(json.dumps(meta))
         for old in checkpoint_dirs(run_dir)[: -cfg.keep_checkpoints]:
             shutil.rmtree(old)
@@ -240,14 +240,14 @@ def main(argv: list[str] | None = None) -> None:
         accelerator.register_for_checkpointing(method)
     train_model = torch.compile(model) if cfg.compile else model
 
-    start_epoch, elapsed, selection, code = 0, 0.0, None, []
+    start_epoch, elapsed, selection, history = 0, 0.0, None, []
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
         meta = json.loads((resume_from / META).read_text())
         start_epoch, elapsed, selection = meta["epoch"] + 1, meta["elapsed_s"], meta.get("selection")
-        code = meta.get("code")  # None: a checkpoint from before runs recorded their code
+        history = meta.get("history", meta.get("code"))  # None: from before runs recorded it; "code": code only
         accelerator.print(f"resumed from {resume_from} (epoch {start_epoch} done)")
-    code = extend_history(code, code_revision(), start_epoch + 1)
+    history = extend_history(history, code_revision(), hardware(accelerator), start_epoch + 1)
     accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
     accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, "
                       f"precision {precision_name(accelerator)}, data: {data.source}")
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
             if split == "val" and (selection is None or result.top1 > selection["val_top1"]):
                 selection = save_selection(run_dir, accelerator.unwrap_model(model), epoch + 1, result.top1)
         accelerator.log(stats, step=epoch + 1)
-        save_checkpoint(accelerator, cfg, args.config, epoch, elapsed, selection, code)
+        save_checkpoint(accelerator, cfg, args.config, epoch, elapsed, selection, history)
 
     if accelerator.num_processes > 1:
         # DDP broadcasts buffers (BatchNorm running stats) from rank 0 at the start of each forward, so after the last
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             selection = {"on": "last", "epoch": cfg.epochs}
         out = export_release(accelerator.unwrap_model(model), cfg, args.config, args.overrides, heads_spec=heads_spec,
                              selection=selection,
-                             train_seconds=elapsed, code=code, hardware=hardware(accelerator),
+                             train_seconds=elapsed, history=history,
                              precision=precision_name(accelerator), data_source=data.source)
         accelerator.print(f"release written to {out}")
     accelerator.wait_for_everyone()
