@@ -61,6 +61,13 @@ def restat(checkpoint: str | Path, cfg: TrainConfig, epoch: int, batches: int) -
     return model.eval()
 
 
+def measure(name: str, variant: str, weights: str | Path, data_dir: str | None) -> dict:
+    """`ltzoo validate` of `weights` as zoo entry `name`: printed as one line and returned as a table row."""
+    result = validate(name, checkpoint=weights, data_dir=data_dir, progress=False)
+    print(f"{variant:24s} top-1 {result.top1:6.2f}  many {result.many:6.2f}  medium {result.medium:6.2f}", flush=True)
+    return {"variant": variant, "top1": result.top1, "many": result.many, "medium": result.medium, "few": result.few}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name")
@@ -74,21 +81,14 @@ def main() -> None:
     args = parser.parse_args()
     common = [f"data.root={args.data_dir}"] if args.data_dir else []
 
-    release = validate(args.name, checkpoint=args.checkpoint, data_dir=args.data_dir, progress=False)
-    rows = [{"variant": "as trained", "top1": release.top1, "many": release.many, "medium": release.medium,
-             "few": release.few}]
-    print(f"{'as trained':24s} top-1 {release.top1:6.2f}  many {release.many:6.2f}  medium {release.medium:6.2f}")
+    rows = [measure(args.name, "as trained", args.checkpoint, args.data_dir)]
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
             cfg = variant_config(args.name, [*common, *variant.split()])
             model = restat(args.checkpoint, cfg, args.epoch, args.batches)
             weights = Path(tmp) / "model.safetensors"
             save_file({k: v.contiguous() for k, v in inference_state_dict(model).items()}, weights)
-            result = validate(args.name, checkpoint=weights, data_dir=args.data_dir, progress=False)
-            rows.append({"variant": variant, "top1": result.top1, "many": result.many, "medium": result.medium,
-                         "few": result.few})
-            print(f"{variant:24s} top-1 {result.top1:6.2f}  many {result.many:6.2f}  medium {result.medium:6.2f}",
-                  flush=True)
+            rows.append(measure(args.name, variant, weights, args.data_dir))
     if args.json:
         record = {"command": "python " + " ".join(sys.argv), "name": args.name, "checkpoint": args.checkpoint,
                   "epoch": args.epoch, "batches": args.batches, "rows": rows}
