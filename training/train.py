@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         accelerator.load_state(str(resume_from))
         meta = json.loads((resume_from / META).read_text())
         start_epoch, elapsed, selection = meta["epoch"] + 1, meta["elapsed_s"], meta.get("selection")
-        history = meta.get("history", meta.get("code"))  # None: from before runs recorded it; "code": code only
+        history = meta.get("history")  # None: a checkpoint from before runs recorded their history
         accelerator.print(f"resumed from {resume_from} (epoch {start_epoch} done)")
     history = extend_history(history, code_revision(), hardware(accelerator), start_epoch + 1)
     accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
