@@ -78,6 +78,11 @@ def test_a_key_the_release_config_predates_counts_as_its_default_not_as_a_change
     assert config_changes(CONFIG, {**CONFIG, "select": "last", "precision": "fp32"}) == 'precision="fp32"'
 
 
+def test_a_method_option_the_release_config_predates_counts_as_the_methods_default():
+    recipe = {**CONFIG, "method": {"name": "smcl", "aug_end": 0}}
+    assert config_changes(recipe, {**CONFIG, "method": {"name": "smcl"}}) == "method.aug_end=3"
+
+
 def test_ablation_runs_join_their_release_and_its_card(tmp_path: Path):
     releases, ablations = tmp_path / "releases", tmp_path / "ablations"
     full = "resnet32_smcl_cifar10_lt.if100"

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltzoo import registry  # noqa: E402
 from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, sha256_file  # noqa: E402
+from ltzoo.methods import method_defaults  # noqa: E402
 from training.config import DataConfig, OptimConfig, TrainConfig  # noqa: E402
 from training.model_card import pct, render_model_card  # noqa: E402
 
@@ -43,16 +44,19 @@ def _flat(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def _config_defaults() -> dict[str, object]:
-    """The training config's defaults, flat: a key that one of two configs predates compares as its default."""
-    return {prefix + f.name: f.default
-            for prefix, cls in (("", TrainConfig), ("data.", DataConfig), ("optim.", OptimConfig))
-            for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+def _config_defaults(method: str) -> dict[str, object]:
+    """The training config's and its method's defaults, flat: a key that one of two configs predates compares as its
+    default (JSON values, so a tuple default equals the list a config holds)."""
+    defaults = {prefix + f.name: f.default
+                for prefix, cls in (("", TrainConfig), ("data.", DataConfig), ("optim.", OptimConfig))
+                for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    defaults.update({f"method.{k}": v for k, v in method_defaults(method).items()})
+    return json.loads(json.dumps(defaults))
 
 
 def config_changes(base: dict, variant: dict) -> str:
     """What an ablation changed in the training config, as `key=value` (bookkeeping keys left out)."""
-    defaults = _config_defaults()
+    defaults = _config_defaults(base["method"]["name"])
     a, b = {**defaults, **_flat(base)}, {**defaults, **_flat(variant)}
     changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in BOOKKEEPING)
     return " ".join(f"{k}={json.dumps(b.get(k))}" for k in changed) or "(none)"

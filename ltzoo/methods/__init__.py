@@ -33,20 +33,35 @@ METHODS: dict[str, Callable[..., TrainingMethod]] = {
 }
 
 
-def build_method(name: str, class_counts: Sequence[int], epochs: int, **options: Any) -> TrainingMethod:
-    """Build a method by name; an option the method does not take is a clear error, not a silent no-op."""
+def _options(name: str) -> dict[str, inspect.Parameter]:
+    """The config options of a method: its constructor's parameters but the two every method gets."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
     factory = METHODS[name]
     target = factory.func if isinstance(factory, partial) else factory
-    allowed = set(inspect.signature(target).parameters) - {"self", "class_counts", "epochs"}
+    parameters = inspect.signature(target).parameters
+    return {k: p for k, p in parameters.items() if k not in ("self", "class_counts", "epochs")}
+
+
+def method_defaults(name: str) -> dict[str, Any]:
+    """What each option of a method is when a config leaves it out (with the choices its name binds), so a config
+    written before an option existed reads as that option's default."""
+    factory = METHODS[name]
+    bound = factory.keywords if isinstance(factory, partial) else {}
+    return {k: bound.get(k, p.default) for k, p in _options(name).items()
+            if k in bound or p.default is not inspect.Parameter.empty}
+
+
+def build_method(name: str, class_counts: Sequence[int], epochs: int, **options: Any) -> TrainingMethod:
+    """Build a method by name; an option the method does not take is a clear error, not a silent no-op."""
+    allowed = set(_options(name))
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(f"method {name!r} has no option(s) {unknown}; its options are {sorted(allowed)}")
-    return factory(class_counts=class_counts, epochs=epochs, **options)
+    return METHODS[name](class_counts=class_counts, epochs=epochs, **options)
 
 
 __all__ = [
     "METHODS", "BCLMethod", "CMO", "ConCutMixMethod", "DSCLMethod", "DSCLProbe", "LSMMethod", "SMCL",
-    "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "unwrap",
+    "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "method_defaults", "unwrap",
 ]
