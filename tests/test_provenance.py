@@ -51,27 +51,32 @@ CPU1, CPU2 = "1 process(es) on x86_64 CPU, 1 threads", "1 process(es) on x86_64 
 
 
 def test_a_fresh_run_starts_its_history_at_epoch_1():
-    assert extend_history([], "abc", CPU1, 1) == [{"from_epoch": 1, "revision": "abc", "hardware": CPU1}]
+    assert extend_history([], "abc", CPU1, 1, 200) == [{"from_epoch": 1, "revision": "abc", "hardware": CPU1}]
 
 
 def test_resuming_with_the_same_code_and_hardware_adds_no_segment():
     history = [{"from_epoch": 1, "revision": "abc", "hardware": CPU1}]
-    assert extend_history(history, "abc", CPU1, 81) == history
+    assert extend_history(history, "abc", CPU1, 81, 200) == history
 
 
 def test_resuming_with_other_code_starts_a_segment_at_the_first_epoch_it_trains():
-    assert extend_history([{"from_epoch": 1, "revision": "abc", "hardware": CPU1}], "def", CPU1, 81) == [
+    assert extend_history([{"from_epoch": 1, "revision": "abc", "hardware": CPU1}], "def", CPU1, 81, 200) == [
         {"from_epoch": 1, "revision": "abc", "hardware": CPU1}, {"from_epoch": 81, "revision": "def", "hardware": CPU1}]
 
 
 def test_resuming_on_other_hardware_starts_a_segment():
-    assert extend_history([{"from_epoch": 1, "revision": "abc", "hardware": CPU1}], "abc", CPU2, 81)[-1] == {
+    assert extend_history([{"from_epoch": 1, "revision": "abc", "hardware": CPU1}], "abc", CPU2, 81, 200)[-1] == {
         "from_epoch": 81, "revision": "abc", "hardware": CPU2}
 
 
 def test_a_checkpoint_from_before_the_record_is_marked_unrecorded_up_to_the_resume():
-    assert extend_history(None, "def", CPU1, 81) == [
+    assert extend_history(None, "def", CPU1, 81, 200) == [
         {"from_epoch": 1, "revision": UNRECORDED}, {"from_epoch": 81, "revision": "def", "hardware": CPU1}]
+
+
+def test_a_finished_run_resumed_to_export_under_other_code_adds_no_segment():
+    history = [{"from_epoch": 1, "revision": "abc", "hardware": CPU1}]
+    assert extend_history(history, "def", CPU2, 201, 200) == history
 
 
 def test_the_description_gives_each_segment_its_epoch_range_code_and_hardware():

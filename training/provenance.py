@@ -25,11 +25,14 @@ def code_revision(root: Path = ROOT) -> str:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
-def extend_history(history: list[dict] | None, revision: str, hardware: str, first_epoch: int) -> list[dict]:
+def extend_history(history: list[dict] | None, revision: str, hardware: str, first_epoch: int,
+                   epochs: int) -> list[dict]:
     """`history` ([] for a fresh run; a checkpoint's list of {"from_epoch", "revision", "hardware"}, None when the
-    checkpoint predates the record) continued from `first_epoch` (1-based): a new segment only when the code or the
-    hardware changed."""
+    checkpoint predates the record) continued from `first_epoch` (1-based) of `epochs`: a new segment only when the
+    code or the hardware changed and an epoch is left to train (a finished run resumed to export trains none)."""
     history = list(history) if history is not None else [{"from_epoch": 1, "revision": UNRECORDED}]
+    if first_epoch > epochs:
+        return history
     if not history or (history[-1]["revision"], history[-1].get("hardware")) != (revision, hardware):
         history.append({"from_epoch": first_epoch, "revision": revision, "hardware": hardware})
     return history

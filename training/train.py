@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         start_epoch, elapsed, selection = meta["epoch"] + 1, meta["elapsed_s"], meta.get("selection")
         history = meta.get("history")  # None: a checkpoint from before runs recorded their history
         accelerator.print(f"resumed from {resume_from} (epoch {start_epoch} done)")
-    history = extend_history(history, code_revision(), hardware(accelerator), start_epoch + 1)
+    history = extend_history(history, code_revision(), hardware(accelerator), start_epoch + 1, cfg.epochs)
     accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
     accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, "
                       f"precision {precision_name(accelerator)}, data: {data.source}")
