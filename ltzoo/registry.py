@@ -120,7 +120,8 @@ LTZOO_RECIPES: dict[tuple[str, str], str] = {
     **{("dscl", d): "the DSCL paper trains no CIFAR model; this ResNet-32 recipe is ltzoo's extension"
        for d in ("cifar10_lt", "cifar100_lt")},
     **{("smcl", d): "the SMCL paper publishes neither code nor hyper-parameters, so the method's details and this "
-       "recipe are ltzoo's reconstruction from its abstract (CMO's recipe plus saliency masking and SupCon)"
+       "recipe are ltzoo's reconstruction from its abstract (CMO's recipe plus saliency masking and SupCon; unlike "
+       "CMO's gate, it augments up to the last epoch, which measured better on CIFAR-10-LT IF 100)"
        for d in ("cifar10_lt", "cifar100_lt", "imagenet_lt")},
     **{(m, "cifar10_lt"): "the LSM paper reports no CIFAR-10-LT setting; this is its CIFAR-100-LT recipe, unchanged"
        for m in _LSM},
