@@ -18,3 +18,8 @@ def test_a_methods_defaults_are_its_constructors():
 def test_an_unknown_method_names_the_available_ones():
     with pytest.raises(ValueError, match="unknown method 'smlc'; available: .*smcl"):
         build_method("smlc", [5, 1], epochs=1)
+
+
+def test_the_defaults_of_an_unknown_method_name_the_available_ones():
+    with pytest.raises(ValueError, match="unknown method 'smlc'"):
+        method_defaults("smlc")

@@ -46,9 +46,10 @@ def _options(name: str) -> dict[str, inspect.Parameter]:
 def method_defaults(name: str) -> dict[str, Any]:
     """What each option of a method is when a config leaves it out (with the choices its name binds), so a config
     written before an option existed reads as that option's default."""
+    options = _options(name)  # first: an unknown name is the named error, not a KeyError
     factory = METHODS[name]
     bound = factory.keywords if isinstance(factory, partial) else {}
-    return {k: bound.get(k, p.default) for k, p in _options(name).items()
+    return {k: bound.get(k, p.default) for k, p in options.items()
             if k in bound or p.default is not inspect.Parameter.empty}
 
 
