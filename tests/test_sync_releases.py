@@ -12,9 +12,16 @@ import ltzoo
 from ltzoo.hub import WEIGHTS_NAME, save_pretrained, sha256_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
-from training import model_card  # noqa: E402
+from training import export, model_card  # noqa: E402
+from training.export import local_weights  # noqa: E402
 from training.model_card import render_model_card  # noqa: E402
-from training.sync_releases import collect, config_changes, results_table, update_release_folders  # noqa: E402
+from training.sync_releases import (  # noqa: E402
+    collect,
+    config_changes,
+    results_table,
+    update_ablation_cards,
+    update_release_folders,
+)
 
 METRICS = {"top1": 71.5, "top5": 98.0, "many": 80.25, "medium": 50.0, "few": None, "ece": 0.1}  # a stand-in
 
@@ -145,3 +152,28 @@ def test_the_card_names_the_code_and_hardware_that_trained_each_stretch_of_epoch
 def test_a_release_from_before_the_run_history_names_its_hardware_instead(tmp_path: Path):
     card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
     assert "- run:" not in card and "- hardware (the run's last process): cpu" in card
+
+
+def test_a_published_card_loads_the_hub_weights(tmp_path: Path):
+    card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
+    assert 'ltzoo.create_model("resnet32_ce_cifar10_lt.if100", pretrained=True)' in card
+
+
+def test_an_unpublished_card_loads_its_own_weights_file_and_not_the_hub(tmp_path: Path):
+    out = release(tmp_path)
+    card = render_model_card(json.loads((out / "config.json").read_text()), local_weights(out))
+    assert f'checkpoint_path="{out / WEIGHTS_NAME}"' in card
+    assert "pretrained=True" not in card
+
+
+def test_only_folders_of_the_repository_releases_count_as_published(tmp_path: Path):
+    assert local_weights(export.RELEASES / "resnet32_ce_cifar10_lt.if100") is None
+    assert local_weights(export.ROOT / "results/ablations/lr0.1/x") == "results/ablations/lr0.1/x/model.safetensors"
+    assert local_weights(tmp_path / "x") == str(tmp_path / "x" / WEIGHTS_NAME)
+
+
+def test_sync_rerenders_each_ablation_card_to_load_its_own_file(tmp_path: Path):
+    out = release(tmp_path / "lr0.1")
+    (out / "README.md").write_text("stale")
+    update_ablation_cards(tmp_path)
+    assert f'checkpoint_path="{out / WEIGHTS_NAME}"' in (out / "README.md").read_text()

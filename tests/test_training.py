@@ -385,6 +385,12 @@ def test_export_model_card_carries_the_cifar10_jpeg_note(exported: tuple[Path, s
 
 
 @pytest.mark.slow
+def test_an_exported_card_outside_releases_loads_its_own_weights_file(exported: tuple[Path, str]):
+    release, _ = exported
+    assert f'checkpoint_path="{release / "model.safetensors"}"' in (release / "README.md").read_text()
+
+
+@pytest.mark.slow
 def test_exported_weights_load_with_create_model_and_are_the_trained_ones(exported: tuple[Path, str]):
     release, stdout = exported
     model = ltzoo.create_model("resnet32_ce_cifar10_lt.if100", checkpoint_path=release / "model.safetensors")

@@ -15,6 +15,7 @@ from ltzoo.validate import validate
 from training.model_card import render_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
+RELEASES = ROOT / "releases"
 
 
 def repo_path(path: str) -> str:
@@ -30,6 +31,12 @@ def train_command(entry: registry.ZooEntry, tag: str, config_path: str, override
     base = (entry.train_command(tag) if config == entry.recipe(tag)
             else f"accelerate launch training/train.py --config {config}")
     return " ".join([base, *map(shlex.quote, overrides)])
+
+
+def local_weights(release: Path) -> str | None:
+    """The weights file a release folder's card loads by path; None for a folder of `releases/`, which the Hub
+    publishes (an ablation's folder is not published, so `pretrained=True` would load another model)."""
+    return None if release.resolve().parent == RELEASES else repo_path(str(release / WEIGHTS_NAME))
 
 
 def validate_command(full_name: str, release: Path) -> str:
@@ -66,4 +73,4 @@ def record_metrics(release: Path, metrics: dict[str, Any], command: str) -> None
     config["ltzoo"]["metrics"] = {k: metrics[k] for k in keep if k in metrics}
     config["ltzoo"]["validate_command"] = command
     config_file.write_text(json.dumps(config, indent=2) + "\n")
-    (release / CARD_NAME).write_text(render_model_card(config))
+    (release / CARD_NAME).write_text(render_model_card(config, local_weights(release)))

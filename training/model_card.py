@@ -82,8 +82,20 @@ def _ablations(meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
     return rows + ["```", ""]
 
 
-def render_model_card(config: dict[str, Any]) -> str:
-    """The README.md of a release folder."""
+def _usage(full: str, local_weights: str | None) -> list[str]:
+    """How to load these weights: from the Hub for a release, from its file for a run that is not published."""
+    if local_weights is not None:
+        return ["These weights are not published on the Hub (the published entry loads the release); load the file:",
+                "", "```python", "import ltzoo",
+                f"model = ltzoo.create_model(\"{full}\", checkpoint_path=\"{local_weights}\").eval()", "```", ""]
+    return ["```python", "import ltzoo", f"model = ltzoo.create_model(\"{full}\", pretrained=True).eval()",
+            "# or, with plain timm after `import ltzoo`:",
+            f"# timm.create_model(\"hf-hub:{registry.hub_namespace()}/{full}\", pretrained=True)", "```", ""]
+
+
+def render_model_card(config: dict[str, Any], local_weights: str | None = None) -> str:
+    """The README.md of a release folder; `local_weights` is the weights file of a folder that is not published
+    (an ablation run), which its usage snippet then loads."""
     meta = config["ltzoo"]
     full = f"{meta['name']}.{meta['tag']}"
     method = registry.METHODS[meta["method"]]
@@ -123,17 +135,7 @@ def render_model_card(config: dict[str, Any]) -> str:
         parts += _ablations(meta, metrics)
     if "JPEG" in meta["data_source"]:
         parts += [_jpeg_note(), ""]
-    parts += [
-        "## Usage",
-        "",
-        "```python",
-        "import ltzoo",
-        f"model = ltzoo.create_model(\"{full}\", pretrained=True).eval()",
-        "# or, with plain timm after `import ltzoo`:",
-        f"# timm.create_model(\"hf-hub:{registry.hub_namespace()}/{full}\", pretrained=True)",
-        "```",
-        "",
-        "## Training",
+    parts += ["## Usage", "", *_usage(full, local_weights), "## Training",
         "",
         "```bash",
         meta["train_command"],

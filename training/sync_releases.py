@@ -17,6 +17,7 @@ from ltzoo import registry  # noqa: E402
 from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, sha256_file  # noqa: E402
 from ltzoo.methods import method_defaults  # noqa: E402
 from training.config import DataConfig, OptimConfig, TrainConfig  # noqa: E402
+from training.export import local_weights  # noqa: E402
 from training.model_card import pct, render_model_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +105,13 @@ def update_release_folders(releases_dir: Path, table: dict[str, dict]) -> None:
         (releases_dir / full / CARD_NAME).write_text(render_model_card(config))
 
 
+def update_ablation_cards(ablations_dir: Path) -> None:
+    """Re-render each ablation folder's model card (current template; its usage loads the folder's own file)."""
+    for config_file in sorted(ablations_dir.glob(f"*/*/{CONFIG_NAME}")):
+        config = json.loads(config_file.read_text())
+        config_file.with_name(CARD_NAME).write_text(render_model_card(config, local_weights(config_file.parent)))
+
+
 def results_table(table: dict[str, dict]) -> str:
     rows = ["| model | top-1 | many | medium | few | paper's top-1 (source) | measured with |",
             "|---|---|---|---|---|---|---|"]
@@ -123,6 +131,7 @@ def results_table(table: dict[str, dict]) -> str:
 def main() -> None:
     table = collect(ROOT / "releases")
     update_release_folders(ROOT / "releases", table)
+    update_ablation_cards(ABLATIONS)
     registry.RELEASES_FILE.write_text(json.dumps(
         {full: {k: v for k, v in rec.items() if k != "ablations"} for full, rec in table.items()}, indent=2) + "\n")
     readme = ROOT / "README.md"
