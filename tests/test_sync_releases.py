@@ -177,3 +177,19 @@ def test_sync_rerenders_each_ablation_card_to_load_its_own_file(tmp_path: Path):
     (out / "README.md").write_text("stale")
     update_ablation_cards(tmp_path)
     assert f'checkpoint_path="{out / WEIGHTS_NAME}"' in (out / "README.md").read_text()
+
+
+def test_an_ablation_card_says_it_is_not_the_release(tmp_path: Path):
+    out = release(tmp_path)
+    card = render_model_card(json.loads((out / "config.json").read_text()), local_weights(out))
+    assert "**This run is not the release of `resnet32_ce_cifar10_lt.if100`:**" in card
+
+
+def test_a_former_release_moved_to_the_ablations_loses_its_ablation_table(tmp_path: Path):
+    out = release(tmp_path / "paper_recipe")
+    config = json.loads((out / "config.json").read_text())
+    config["ltzoo"]["ablations"] = [{"variant": "lr0.1"}]
+    (out / "config.json").write_text(json.dumps(config))
+    update_ablation_cards(tmp_path)
+    assert "ablations" not in json.loads((out / "config.json").read_text())["ltzoo"]
+    assert "## Ablations" not in (out / "README.md").read_text()

@@ -114,6 +114,9 @@ def render_model_card(config: dict[str, Any], local_weights: str | None = None) 
     if meta.get("recipe_origin") == "ltzoo":
         note = registry.LTZOO_RECIPES[(meta["method"], meta["dataset"])]
         parts += [f"**The training recipe is ltzoo's own, not the paper's:** {note}.", ""]
+    if local_weights is not None:
+        parts += [f"**This run is not the release of `{full}`:** it changes the entry's recipe as the command and "
+                  "the config under Training show.", ""]
     parts += [
         "## Results (measured by ltzoo)",
         "",

@@ -106,9 +106,12 @@ def update_release_folders(releases_dir: Path, table: dict[str, dict]) -> None:
 
 
 def update_ablation_cards(ablations_dir: Path) -> None:
-    """Re-render each ablation folder's model card (current template; its usage loads the folder's own file)."""
+    """Re-render each ablation folder's model card (current template; its usage loads the folder's own file). A
+    former release moved here keeps no ablation table: the ablations belong to the release."""
     for config_file in sorted(ablations_dir.glob(f"*/*/{CONFIG_NAME}")):
         config = json.loads(config_file.read_text())
+        if config["ltzoo"].pop("ablations", None) is not None:
+            config_file.write_text(json.dumps(config, indent=2) + "\n")
         config_file.with_name(CARD_NAME).write_text(render_model_card(config, local_weights(config_file.parent)))
 
 
