@@ -66,9 +66,9 @@ def _selection(meta: dict[str, Any]) -> str:
 
 
 def _ablations(meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
-    """The ablation table: this release, then each variant trained with one change of its recipe."""
+    """The ablation table: this release, then each variant trained with its recipe changed."""
     rows = ["## Ablations (measured by ltzoo)", "",
-            "Same recipe, one change each, trained and measured like this release (test split):", "",
+            "The same recipe with the changes shown, trained and measured like this release (test split):", "",
             "| run | change | top-1 | many | medium | few |", "|---|---|---|---|---|---|",
             f"| this release | – | {pct(metrics.get('top1'))} | {pct(metrics.get('many'))} | "
             f"{pct(metrics.get('medium'))} | {pct(metrics.get('few'))} |"]
