@@ -1,13 +1,13 @@
 """How much of a trained CIFAR-LT model's accuracy sits in its BatchNorm running statistics, per kind of batch.
 
-CMO's gate (3 < e < E − 3), which LSM reuses (and SMCL did, before its recipe moved to aug_end 0), trains the last
-three epochs on plain batches only, so such a model ends with BN statistics of plain images although its weights
-were trained on augmented batches half the time. This script keeps the weights and re-estimates only the statistics:
-it resets every BN layer's running mean and variance, runs `--batches` of the method's own training forward passes
-(no backward, no weight change) built with each variant's config, writes the result to a safetensors file and
-measures it with `ltzoo validate`.
+CMO's gate (3 < e < E − 3), which SMCL's and LSM's recipes used before they moved to augmenting up to the last
+epoch, trains the last three epochs on plain batches only, so such a model ends with BN statistics of plain images
+although its weights were trained on augmented batches half the time. This script keeps the weights and re-estimates
+only the statistics: it resets every BN layer's running mean and variance, runs `--batches` of the method's own
+training forward passes (no backward, no weight change) built with each variant's config, writes the result to a
+safetensors file and measures it with `ltzoo validate`.
 Usage: python benchmarks/bn_statistics.py resnet32_ce_drw_lsm_cifar10_lt.if100 \
-           --checkpoint releases/resnet32_ce_drw_lsm_cifar10_lt.if100/model.safetensors \
+           --checkpoint results/ablations/paper_recipe/resnet32_ce_drw_lsm_cifar10_lt.if100/model.safetensors \
            --variants method.p_mix=0 method.p_mix=0.5 method.p_mix=1 [--epoch 190] [--batches 60] [--json FILE]
 Each variant is overrides of the entry's training config (space-separated key=value, as train.py takes them); the
 batches come from that config's own data pipeline and method.
