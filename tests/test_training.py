@@ -169,6 +169,7 @@ def test_split_file_benchmark_without_a_data_dir_stops_before_training(tmp_path:
 
 
 def test_image_root_without_the_listed_images_stops_before_training(tmp_path: Path):
+    shared_file("splits/Places_LT/Places_LT_train.txt")  # the list names the images that are missing
     (tmp_path / "images").mkdir()
     result = train(CE_PLACES, f"data.root={tmp_path / 'images'}", "model.pretrained_backbone=false", "--no-export",
                    run_dir=tmp_path / "run")

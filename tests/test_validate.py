@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from fixtures import shared_file
 from PIL import Image
 
 import ltzoo
@@ -65,6 +66,7 @@ def random_init_run(tmp_path_factory):
     """validate() once on the shared CIFAR-10 test set with a random-init ResNet-32 saved as safetensors."""
     from safetensors.torch import save_file
 
+    shared_file("cifar10_test_jpeg.npz")
     out = tmp_path_factory.mktemp("validate")
     torch.manual_seed(0)
     model = ltzoo.create_model(CIFAR10_MODEL)
