@@ -115,8 +115,8 @@ def render_model_card(config: dict[str, Any], local_weights: str | None = None) 
         note = registry.LTZOO_RECIPES[(meta["method"], meta["dataset"])]
         parts += [f"**The training recipe is ltzoo's own, not the paper's:** {note}.", ""]
     if local_weights is not None:
-        parts += [f"**This run is not the release of `{full}`:** it changes the entry's recipe as the command and "
-                  "the config under Training show.", ""]
+        parts += [f"**This run is not the release of `{full}`:** the command and the config under Training say "
+                  "how it was trained.", ""]
     parts += [
         "## Results (measured by ltzoo)",
         "",
