@@ -68,6 +68,11 @@ def test_soft_label_with_uniform_head_saliency_favours_the_tail() -> None:
     assert (w_tail.item(), w_head.item()) == pytest.approx((0.583333, 0.416667), abs=1e-6)
 
 
+def test_soft_label_gives_the_tail_less_than_its_area_when_the_heads_salient_units_survive() -> None:
+    w_head, w_tail = dynamic_soft_label(TAIL_SCORES, torch.tensor([[0.05, 0.05, 0.45, 0.45]]), FIRST_TWO)
+    assert (w_tail.item(), w_head.item()) == pytest.approx((0.4375, 0.5625))
+
+
 def test_area_head_weight_equals_uniform_head_saliency() -> None:
     w_head, w_tail = dynamic_soft_label(TAIL_SCORES, None, FIRST_TWO, head_weight="area")
     assert (w_tail.item(), w_head.item()) == pytest.approx((0.583333, 0.416667), abs=1e-6)

@@ -93,6 +93,8 @@ def dynamic_soft_label(
     """(w̄_h, w̄_t) per image: w_t = Σ_{M=1} ŝ^t, w_h = Σ_{M=0} ŝ^h (or 1 − K/N with `area`), w̄ = w/(w_t + w_h).
 
     `normalise=False` returns (w_h, w_t); either way w_t + w_h < ε falls back to the area weights (1 − K/N, K/N).
+    Top-K keeps w_t ≥ K/N, but w̄_t can fall below K/N when the head's salient units survive (lsm.md §3 step 6
+    says it cannot; the formula is followed).
     """
     if head_weight not in HEAD_WEIGHTS:
         raise ValueError(f"unknown head weight {head_weight!r}; choose one of {HEAD_WEIGHTS}")
