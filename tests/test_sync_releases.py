@@ -121,10 +121,22 @@ def test_the_jpeg_note_quotes_the_recorded_jpeg_effect_with_its_command(tmp_path
             "`python benchmarks/jpeg_effect.py --json x`)") in card
 
 
+def test_the_jpeg_note_quotes_the_recorded_pixel_error_with_its_command(tmp_path: Path, monkeypatch):
+    error = tmp_path / "jpeg_pixel_error.json"
+    error.write_text(json.dumps({"command": "python benchmarks/jpeg_pixel_error.py --json x", "images": 4000,
+                                 "mean_abs_error": 5.809, "worst_image_mean_abs_error": 12.99,
+                                 "exact_fraction": 0.074}))
+    monkeypatch.setattr(model_card, "JPEG_PIXEL_ERROR", error)
+    card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
+    assert ("Measured on the 4,000 training images that also exist bit-exact: mean absolute pixel error 5.81/255 "
+            "against the originals (`python benchmarks/jpeg_pixel_error.py --json x`).") in card
+
+
 def test_without_a_recorded_jpeg_effect_the_note_says_only_what_is_known(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(model_card, "JPEG_EFFECT", tmp_path / "absent.json")
+    monkeypatch.setattr(model_card, "JPEG_PIXEL_ERROR", tmp_path / "absent_too.json")
     card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
-    assert "JPEG (quality 75)" in card and "points" not in card
+    assert "JPEG (quality 75)" in card and "points" not in card and "/255" not in card
 
 
 def test_the_card_of_an_ltzoo_recipe_says_so_and_why(tmp_path: Path):

@@ -13,24 +13,31 @@ from training.provenance import describe_history
 
 JPEG_NOTE = (
     "**Data note.** The CIFAR-10 copy this model was trained and evaluated on is a JPEG (quality 75) re-encoding of "
-    "CIFAR-10 (mean absolute pixel error ≈ 5.8/255 against the originals), so accuracy on the original PNG-exact "
-    "CIFAR-10 may differ."
+    "CIFAR-10, so accuracy on the original PNG-exact CIFAR-10 may differ."
 )
-JPEG_EFFECT = Path(__file__).resolve().parents[1] / "results" / "jpeg_effect.json"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+JPEG_PIXEL_ERROR = RESULTS / "jpeg_pixel_error.json"
+JPEG_EFFECT = RESULTS / "jpeg_effect.json"
 
 
 def _jpeg_note() -> str:
-    """The data note, with the measured cost of JPEG q75, its standard error and per-seed spread when
-    `benchmarks/jpeg_effect.py --json` has recorded it (the error says how much of the mean is seed noise)."""
-    if not JPEG_EFFECT.is_file():
-        return JPEG_NOTE
-    effect = json.loads(JPEG_EFFECT.read_text())
-    costs = [lossless - jpeg for lossless, jpeg in zip(effect["top1"]["lossless"], effect["top1"]["jpeg_q75"])]
-    error = statistics.stdev(costs) / math.sqrt(len(costs)) if len(costs) > 1 else float("nan")
-    return (f"{JPEG_NOTE} Measured: trained on the JPEG copies of {effect['train_images']:,} images instead of their "
-            f"originals, a ResNet-32 lost {effect['jpeg_cost_points']:.2f} ± {error:.2f} points of held-out top-1 "
-            f"(mean ± standard error of {len(costs)} seeds, per seed {min(costs):+.2f} to {max(costs):+.2f}; "
-            f"`{effect['command']}`).")
+    """The data note, with what `benchmarks/jpeg_pixel_error.py --json` and `benchmarks/jpeg_effect.py --json` have
+    recorded: the pixel error against the originals, and the cost in accuracy with its standard error and per-seed
+    spread (the error says how much of the mean is seed noise)."""
+    note = JPEG_NOTE
+    if JPEG_PIXEL_ERROR.is_file():
+        error = json.loads(JPEG_PIXEL_ERROR.read_text())
+        note += (f" Measured on the {error['images']:,} training images that also exist bit-exact: mean absolute pixel "
+                 f"error {error['mean_abs_error']:.2f}/255 against the originals (`{error['command']}`).")
+    if JPEG_EFFECT.is_file():
+        effect = json.loads(JPEG_EFFECT.read_text())
+        costs = [lossless - jpeg for lossless, jpeg in zip(effect["top1"]["lossless"], effect["top1"]["jpeg_q75"])]
+        stderr = statistics.stdev(costs) / math.sqrt(len(costs)) if len(costs) > 1 else float("nan")
+        note += (f" Trained on the JPEG copies of {effect['train_images']:,} images instead of their originals, "
+                 f"a ResNet-32 lost {effect['jpeg_cost_points']:.2f} ± {stderr:.2f} points of held-out top-1 "
+                 f"(mean ± standard error of {len(costs)} seeds, per seed {min(costs):+.2f} to {max(costs):+.2f}; "
+                 f"`{effect['command']}`).")
+    return note
 
 
 def pct(value: float | None) -> str:
