@@ -1,5 +1,6 @@
 """How far the shared JPEG (q75) CIFAR-10 is from the originals, pixel by pixel, on the 4,000 training images that
-also exist bit-exact (the same pairs `jpeg_effect.py` trains on). The CIFAR-10 model cards quote the mean.
+also exist bit-exact (all the pairs `jpeg_effect.py` splits into training and held-out images). The CIFAR-10 model
+cards quote the mean.
 Usage: python benchmarks/jpeg_pixel_error.py [--json results/jpeg_pixel_error.json]
 """
 
