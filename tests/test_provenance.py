@@ -1,7 +1,9 @@
-"""training/provenance.py: a run records the code (git commit) and hardware that trained each stretch of epochs."""
+"""training/provenance.py: a run records the code (git commit) and hardware that trained each stretch of epochs;
+training/train.py's `earlier_stage`: a later stage (DSCL's probe) records what trained the checkpoint it starts from."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
+from training.config import load_config  # noqa: E402
 from training.provenance import UNRECORDED, code_revision, describe_history, extend_history  # noqa: E402
+from training.train import earlier_stage  # noqa: E402
+
+STAGE1 = "training/configs/resnet32_dscl_cifar10_lt.if100.yaml"
 
 
 @pytest.fixture
@@ -47,7 +53,8 @@ def test_outside_a_git_checkout_the_revision_is_unknown(tmp_path: Path):
     assert code_revision(tmp_path) == "unknown"
 
 
-CPU1, CPU2 = "1 process(es) on x86_64 CPU, 1 threads", "1 process(es) on x86_64 CPU, 2 threads"
+# train.py's `hardware`: the same CPU, one with native bf16 and one resumed where `precision: auto` falls back to fp32
+CPU1, CPU2 = "1 process(es) on x86_64 CPU, 2 threads, bf16", "1 process(es) on x86_64 CPU, 2 threads, fp32"
 
 
 def test_a_fresh_run_starts_its_history_at_epoch_1():
@@ -64,7 +71,7 @@ def test_resuming_with_other_code_starts_a_segment_at_the_first_epoch_it_trains(
         {"from_epoch": 1, "revision": "abc", "hardware": CPU1}, {"from_epoch": 81, "revision": "def", "hardware": CPU1}]
 
 
-def test_resuming_on_other_hardware_starts_a_segment():
+def test_resuming_on_other_hardware_or_in_another_precision_starts_a_segment():
     assert extend_history([{"from_epoch": 1, "revision": "abc", "hardware": CPU1}], "abc", CPU2, 81, 200)[-1] == {
         "from_epoch": 81, "revision": "abc", "hardware": CPU2}
 
@@ -82,3 +89,30 @@ def test_a_finished_run_resumed_to_export_under_other_code_adds_no_segment():
 def test_the_description_gives_each_segment_its_epoch_range_code_and_hardware():
     history = [{"from_epoch": 1, "revision": UNRECORDED}, {"from_epoch": 81, "revision": "def", "hardware": CPU2}]
     assert describe_history(history, 200) == f"epochs 1–80: code `unrecorded`; epochs 81–200: code `def` on {CPU2}"
+
+
+def stage1_checkpoint(tmp_path: Path, fingerprint: str) -> Path:
+    """A stage-1 checkpoint's meta.json as train.py writes it after the last of 400 epochs (epochs count from 0)."""
+    ckpt = tmp_path / "epoch_0399"
+    ckpt.mkdir()
+    (ckpt / "meta.json").write_text(json.dumps({
+        "epoch": 399, "fingerprint": fingerprint, "config_path": STAGE1, "elapsed_s": 27000.04, "selection": None,
+        "history": [{"from_epoch": 1, "revision": "abc", "hardware": CPU1}]}))
+    return ckpt
+
+
+def test_a_stage_started_from_a_checkpoint_records_its_recipe_epochs_time_and_history(tmp_path: Path):
+    ckpt = stage1_checkpoint(tmp_path, load_config(Path(__file__).resolve().parents[1] / STAGE1).fingerprint())
+    assert earlier_stage(str(ckpt)) == {"recipe": STAGE1, "epochs": 400, "train_seconds": 27000.0,
+                                        "history": [{"from_epoch": 1, "revision": "abc", "hardware": CPU1}],
+                                        "as_recipe": True}
+
+
+def test_a_checkpoint_trained_with_another_config_is_not_claimed_as_its_recipe(tmp_path: Path):
+    assert earlier_stage(str(stage1_checkpoint(tmp_path, "0123456789abcdef")))["as_recipe"] is False
+
+
+def test_a_stage_started_from_a_bare_weights_file_or_nothing_records_no_earlier_stage(tmp_path: Path):
+    weights = tmp_path / "stage1.safetensors"
+    weights.write_bytes(b"")
+    assert earlier_stage(str(weights)) is None and earlier_stage(None) is None

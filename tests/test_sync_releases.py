@@ -161,6 +161,26 @@ def test_the_card_names_the_code_and_hardware_that_trained_each_stretch_of_epoch
     assert "- hardware:" not in card
 
 
+STAGE1 = {"recipe": "s1.yaml", "epochs": 400, "train_seconds": 27000.0, "as_recipe": True,
+          "history": [{"from_epoch": 1, "revision": "abc", "hardware": "2 threads, bf16"}]}
+
+
+def test_a_probe_card_adds_the_stage_it_starts_from_to_its_time_and_provenance(tmp_path: Path):
+    config = json.loads((release(tmp_path, "resnet32_dscl_cifar10_lt.if100") / "config.json").read_text())
+    config["ltzoo"].update(train_seconds=1800.0, earlier_stage=STAGE1)
+    card = render_model_card(config)
+    assert "- training time: 0.50 h (8.00 h with the stage it starts from), precision bf16" in card
+    assert ("- starts from: `s1.yaml` after 400 epochs (7.50 h); its run: epochs 1–400: code `abc` on 2 threads, "
+            "bf16") in card
+
+
+def test_a_probe_card_says_when_its_first_stage_ran_another_config_than_its_recipe_file(tmp_path: Path):
+    config = json.loads((release(tmp_path, "resnet32_dscl_cifar10_lt.if100") / "config.json").read_text())
+    config["ltzoo"]["earlier_stage"] = {**STAGE1, "as_recipe": False}
+    assert "(7.50 h), trained with a config that differs from that file (overrides or a later edit)" in \
+        render_model_card(config)
+
+
 def test_a_release_from_before_the_run_history_names_its_hardware_instead(tmp_path: Path):
     card = render_model_card(json.loads((release(tmp_path) / "config.json").read_text()))
     assert "- run:" not in card and "- hardware (the run's last process): cpu" in card

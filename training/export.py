@@ -46,8 +46,10 @@ def validate_command(full_name: str, release: Path) -> str:
 def export_release(
     model: nn.Module, cfg: Any, config_path: str, overrides: list[str], *, heads_spec: dict | None,
     train_seconds: float, history: list[dict], precision: str, data_source: str, selection: dict[str, Any],
+    earlier_stage: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `releases/<name>.<tag>/`, then measure it with `ltzoo validate` and record the metrics in it."""
+    """Write `releases/<name>.<tag>/`, then measure it with `ltzoo validate` and record the metrics in it;
+    `earlier_stage` is what trained the checkpoint this run started from (a probe's stage 1), for the card."""
     entry, tag = registry.resolve(cfg.full_name)
     out = Path(cfg.release_dir) / cfg.full_name
     meta: dict[str, Any] = {
@@ -58,6 +60,8 @@ def export_release(
         "precision": precision, "data_source": data_source, "selection": selection,
         "recipe_origin": "ltzoo" if (entry.method, entry.dataset) in registry.LTZOO_RECIPES else "paper",
     }
+    if earlier_stage is not None:
+        meta["earlier_stage"] = earlier_stage
     model.eval()
     save_pretrained(model, out, ltzoo_meta=meta, heads_spec=heads_spec)
     result = validate(cfg.full_name, checkpoint=str(out / WEIGHTS_NAME), data_dir=cfg.data.root, progress=False)

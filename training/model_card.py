@@ -100,6 +100,25 @@ def _usage(full: str, local_weights: str | None) -> list[str]:
             f"# timm.create_model(\"hf-hub:{registry.hub_namespace()}/{full}\", pretrained=True)", "```", ""]
 
 
+def _training_time(meta: dict[str, Any]) -> str:
+    """This run's hours, and the total with the stage it started from (a probe's stage 1) when one is recorded."""
+    hours = meta["train_seconds"] / 3600
+    if "earlier_stage" not in meta:
+        return f"{hours:.2f} h"
+    total = hours + meta["earlier_stage"]["train_seconds"] / 3600
+    return f"{hours:.2f} h ({total:.2f} h with the stage it starts from)"
+
+
+def _earlier_stage(stage: dict[str, Any]) -> str:
+    """The card's line on the stage this run started from: its recipe, length, time and run history."""
+    line = f"- starts from: `{stage['recipe']}` after {stage['epochs']} epochs ({stage['train_seconds'] / 3600:.2f} h)"
+    if stage["as_recipe"] is False:
+        line += ", trained with a config that differs from that file (overrides or a later edit)"
+    if stage.get("history"):
+        line += f"; its run: {describe_history(stage['history'], stage['epochs'])}"
+    return line
+
+
 def render_model_card(config: dict[str, Any], local_weights: str | None = None) -> str:
     """The README.md of a release folder; `local_weights` is the weights file of a folder that is not published
     (an ablation run), which its usage snippet then loads."""
@@ -153,10 +172,11 @@ def render_model_card(config: dict[str, Any], local_weights: str | None = None) 
         "",
         f"- recipe: `{meta['recipe']}` (config below); seed {meta['config']['seed']}",
         f"- weights: {_selection(meta)}",
-        f"- training time: {meta['train_seconds'] / 3600:.2f} h, precision {meta['precision']}",
+        f"- training time: {_training_time(meta)}, precision {meta['precision']}",
         f"- data: {meta['data_source']}",
         f"- run: {describe_history(meta['history'], meta['config']['epochs'])}" if "history" in meta
         else f"- hardware (the run's last process): {meta['hardware']}",  # releases from before runs recorded history
+        *([_earlier_stage(meta["earlier_stage"])] if "earlier_stage" in meta else []),
         "",
         "```json",
         json.dumps(meta["config"], indent=2),

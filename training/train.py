@@ -34,7 +34,7 @@ from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
 from ltzoo.validate import default_amp  # noqa: E402
 from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
-from training.export import export_release  # noqa: E402
+from training.export import ROOT, export_release, repo_path  # noqa: E402
 from training.model_card import pct  # noqa: E402
 from training.provenance import code_revision, extend_history  # noqa: E402
 
@@ -109,6 +109,25 @@ def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
     return ckpt
 
 
+def earlier_stage(init_from: str | None) -> dict[str, Any] | None:
+    """What trained the checkpoint a later stage starts from (a DSCL probe's `init_from`), for the release card: its
+    recipe, epochs, time and history, and whether its config still is that recipe file's (None: the file is gone).
+    None when `init_from` is unset or a bare weights file, which records none of it."""
+    ckpt = Path(init_from).expanduser() if init_from else None
+    if ckpt is None or not (ckpt / META).is_file():
+        return None
+    meta = json.loads((ckpt / META).read_text())
+    recipe = Path(meta["config_path"])
+    if not recipe.is_absolute() and not recipe.is_file():
+        recipe = ROOT / recipe  # recorded as given on the command line, usually relative to the repository
+    try:
+        as_recipe = load_config(recipe).fingerprint() == meta["fingerprint"]
+    except ConfigError:
+        as_recipe = None
+    return {"recipe": repo_path(str(recipe)), "epochs": meta["epoch"] + 1, "train_seconds": round(meta["elapsed_s"], 1),
+            "history": meta.get("history"), "as_recipe": as_recipe}
+
+
 def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, config_path: str, epoch: int, elapsed: float,
                     selection: dict[str, Any] | None, history: list[dict]) -> None:
     run_dir = cfg.resolved_run_dir()
@@ -169,10 +188,13 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 
 def hardware(accelerator: Accelerator) -> str:
+    """What runs the epochs, precision included: a run resumed where any of it differs starts a new history segment
+    (`precision: auto` is bf16 only where the CPU has it natively)."""
     if torch.cuda.is_available():
-        return f"{accelerator.num_processes} × {torch.cuda.get_device_name()}"
+        return f"{accelerator.num_processes} × {torch.cuda.get_device_name()}, {precision_name(accelerator)}"
     cpu = platform.processor() or platform.machine()
-    return f"{accelerator.num_processes} process(es) on {cpu} CPU, {torch.get_num_threads()} threads"
+    return (f"{accelerator.num_processes} process(es) on {cpu} CPU, {torch.get_num_threads()} threads, "
+            f"{precision_name(accelerator)}")
 
 
 def build_config_method(cfg: TrainConfig, class_counts: Any) -> TrainingMethod:
@@ -312,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         out = export_release(accelerator.unwrap_model(model), cfg, args.config, args.overrides, heads_spec=heads_spec,
                              selection=selection,
                              train_seconds=elapsed, history=history,
+                             earlier_stage=earlier_stage(cfg.method.get("init_from")),
                              precision=precision_name(accelerator), data_source=data.source)
         accelerator.print(f"release written to {out}")
     accelerator.wait_for_everyone()
