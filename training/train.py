@@ -111,8 +111,8 @@ def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
 
 def earlier_stage(init_from: str | None) -> dict[str, Any] | None:
     """What trained the checkpoint a later stage starts from (a DSCL probe's `init_from`), for the release card: its
-    recipe, epochs, time and history, and whether its config still is that recipe file's (None: the file is gone).
-    None when `init_from` is unset or a bare weights file, which records none of it."""
+    recipe, epochs, time and history, and whether its config still is that recipe file's (None: the file is gone or
+    no longer loads). None when `init_from` is unset or a bare weights file, which records none of it."""
     ckpt = Path(init_from).expanduser() if init_from else None
     if ckpt is None or not (ckpt / META).is_file():
         return None
