@@ -159,6 +159,11 @@ def _checked(value: Any, hint: Any, key: str) -> Any:
     raise ConfigError(f"{key} must be {names}, got {value!r} ({type(value).__name__})")
 
 
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A config from its `to_dict()` form (as a release's config.json records it), with the same key checks."""
+    return _build(TrainConfig, values, "")
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config and apply `a.b=value` overrides (values parsed as YAML)."""
     path = Path(path)

@@ -48,7 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="training/configs/<name>.<tag>.yaml")
     p.add_argument("--resume", default="none", help="'auto' (last checkpoint of this run), a checkpoint dir, or 'none'")
-    p.add_argument("--no-export", action="store_true", help="skip the final validate + export to releases/")
+    p.add_argument("--no-export", action="store_true", help="skip the final validate + export")
+    p.add_argument("--release", action="store_true",
+                   help="export into releases/ (only for the recipe file unchanged); without it the export goes to "
+                        "release_dir= if given, else into the run dir")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. epochs=2 data.batch_size=64")
     return p.parse_intermixed_args(argv)  # overrides may come before and after the flags
 
@@ -107,6 +110,25 @@ def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
             f"fingerprint {meta['fingerprint']} vs {cfg.fingerprint()}). Use another run_dir or --resume none."
         )
     return ckpt
+
+
+def export_root(cfg: TrainConfig, config_path: str, overrides: list[str], release: bool) -> str:
+    """Where the export goes: releases/ only on `--release` with the recipe unchanged; an explicit `release_dir=`
+    elsewhere (an ablation, another seed); else the run dir, so a trial run never touches a published release."""
+    releases = (ROOT / "releases").resolve()
+    asked = any(o.startswith("release_dir=") for o in overrides)
+    target = Path(cfg.release_dir).expanduser()
+    target = (target if target.is_absolute() else ROOT / target).resolve()
+    if release:
+        if load_config(config_path).fingerprint() != cfg.fingerprint():
+            raise ConfigError(f"--release publishes the recipe {config_path} unchanged, but the overrides "
+                              f"{' '.join(overrides)} change what it trains; drop --release (the export then goes "
+                              "to the run dir) or give release_dir=DIR for a variant")
+        return str(releases)
+    if asked and target.is_relative_to(releases):
+        raise ConfigError(f"release_dir={target} is inside releases/; only --release (with the recipe unchanged) "
+                          "publishes there")
+    return str(target) if asked else str(cfg.resolved_run_dir() / "export")
 
 
 def earlier_stage(init_from: str | None) -> dict[str, Any] | None:
@@ -224,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         entry, tag = registry.resolve(cfg.full_name)
         if entry.dataset != cfg.data.dataset:
             raise ConfigError(f"{cfg.full_name} is a {entry.dataset} entry but data.dataset is {cfg.data.dataset!r}")
+        cfg.release_dir = export_root(cfg, args.config, args.overrides, args.release)
         resume_from = find_resume(cfg, args.resume)
         lock = hold_run_lock(cfg.resolved_run_dir())  # noqa: F841 (held until the process exits)
     except (ConfigError, registry.UnknownModelError) as e:
