@@ -45,22 +45,24 @@ class Method:
     # training stages in order, as config-file suffixes: "" is `<name>.<tag>.yaml`, "probe" `<name>.<tag>.probe.yaml`;
     # the last stage's export is the released model
     stages: tuple[str, ...] = ("",)
+    base: str | None = "ce"  # the method it builds on, which the results table compares it with (None: CE itself)
 
 
 METHODS = {
-    "ce": Method("Cross-entropy", "arXiv:1906.07413"),
+    "ce": Method("Cross-entropy", "arXiv:1906.07413", base=None),
     "ce_drw": Method("Cross-entropy with deferred re-weighting", "arXiv:1906.07413"),
     "ldam_drw": Method("LDAM loss with deferred re-weighting", "arXiv:1906.07413", classifier="cosine",
                        cosine_scale=30.0),
     "bsce": Method("Balanced Softmax cross-entropy", "arXiv:2007.10740"),
     "bcl": Method("Balanced contrastive learning", "arXiv:2207.09052", classifier="cosine", cosine_scale=30.0),
-    "concutmix": Method("Contrastive CutMix (on BCL)", "arXiv:2407.04911", classifier="cosine", cosine_scale=30.0),
-    "smcl": Method("Saliency masked contrastive learning", "arXiv:2406.02223"),
+    "concutmix": Method("Contrastive CutMix (on BCL)", "arXiv:2407.04911", classifier="cosine", cosine_scale=30.0,
+                        base="bcl"),
+    "smcl": Method("Saliency masked contrastive learning", "arXiv:2406.02223", base="ce_drw"),
     "ce_lsm": Method("Cross-entropy + saliency-guided local semantic mixing", "doi:10.3390/make7030107"),
-    "ce_drw_lsm": Method("CE-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107"),
+    "ce_drw_lsm": Method("CE-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107", base="ce_drw"),
     "ldam_drw_lsm": Method(
         "LDAM-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107", classifier="cosine",
-        cosine_scale=30.0,
+        cosine_scale=30.0, base="ldam_drw",
     ),
     "dscl": Method("Decoupled supervised contrastive learning + patch-based self distillation", "arXiv:2403.06151",
                    stages=("", "probe")),

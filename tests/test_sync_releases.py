@@ -17,6 +17,7 @@ from training.export import local_weights  # noqa: E402
 from training.model_card import render_model_card  # noqa: E402
 from training.sync_releases import (  # noqa: E402
     collect,
+    collect_seeds,
     config_changes,
     results_table,
     update_ablation_cards,
@@ -67,9 +68,9 @@ def test_weights_that_do_not_match_their_config_are_refused(tmp_path: Path):
 def test_the_table_labels_paper_numbers_as_the_papers_and_shows_the_measuring_command(tmp_path: Path):
     release(tmp_path)
     table = results_table(collect(tmp_path))
-    row = table.splitlines()[2]
-    assert "paper's top-1 (source)" in table.splitlines()[0]
-    assert row.startswith("| `resnet32_ce_cifar10_lt.if100` | 71.50 | 80.25 | 50.00 | n/a |")
+    row = table.splitlines()[4]
+    assert "paper's top-1 (source)" in table.splitlines()[2]
+    assert row.startswith("| `resnet32_ce_cifar10_lt.if100` | 71.50 | 80.25 | 50.00 | n/a | 0.10 |")
     assert "70.36 (LDAM-DRW paper, Table 2)" in row
     assert "`ltzoo validate resnet32_ce_cifar10_lt.if100 --checkpoint x`" in row
 
@@ -225,3 +226,47 @@ def test_a_former_release_moved_to_the_ablations_loses_its_ablation_table(tmp_pa
     update_ablation_cards(tmp_path)
     assert "ablations" not in json.loads((out / "config.json").read_text())["ltzoo"]
     assert "## Ablations" not in (out / "README.md").read_text()
+
+
+def metrics(top1: float) -> dict:
+    return {**METRICS, "top1": top1}
+
+
+def test_the_table_has_one_block_per_imbalance_factor_largest_first(tmp_path: Path):
+    for full in ("resnet32_ce_cifar10_lt.if10", "resnet32_ce_cifar10_lt.if100", "resnet32_ce_cifar10_lt.if50"):
+        release(tmp_path, full)
+    titles = [line for line in results_table(collect(tmp_path)).splitlines() if line.startswith("**")]
+    assert titles == ["**CIFAR-10-LT, IF 100**", "**CIFAR-10-LT, IF 50**", "**CIFAR-10-LT, IF 10**"]
+
+
+def test_each_method_is_compared_with_ce_and_with_the_method_it_builds_on(tmp_path: Path):
+    release(tmp_path, "resnet32_ce_cifar10_lt.if50", metrics(60.0))
+    release(tmp_path, "resnet32_ce_drw_cifar10_lt.if50", metrics(65.0))
+    release(tmp_path, "resnet32_smcl_cifar10_lt.if50", metrics(64.5))
+    table = results_table(collect(tmp_path))
+    smcl = next(line for line in table.splitlines() if line.startswith("| `resnet32_smcl"))
+    assert "| +4.50 | -0.50 (ce_drw) |" in smcl
+    assert "Not above the method it builds on: `smcl` -0.50 against `ce_drw`." in table
+
+
+def seed_result(seeds: Path, seed: int, full: str, top1: float) -> None:
+    release(seeds / f"seed{seed}", full, metrics(top1), config={**CONFIG, "seed": seed})
+    config_file = seeds / f"seed{seed}" / full / "config.json"
+    config = json.loads(config_file.read_text())
+    config["ltzoo"]["config"]["seed"] = seed
+    config_file.write_text(json.dumps(config))
+
+
+def test_other_seeds_give_a_mean_and_std_row_and_say_which_differences_are_noise(tmp_path: Path):
+    releases, seeds = tmp_path / "releases", tmp_path / "seeds"
+    release(releases, "resnet32_ce_cifar10_lt.if100", metrics(60.0))
+    release(releases, "resnet32_ce_drw_cifar10_lt.if100", metrics(70.0))
+    release(releases, "resnet32_bsce_cifar10_lt.if100", metrics(70.5))
+    seed_result(seeds, 1, "resnet32_ce_drw_cifar10_lt.if100", 71.0)
+    seed_result(seeds, 2, "resnet32_ce_drw_cifar10_lt.if100", 72.0)
+    table = results_table(collect(releases), collect_seeds(seeds))
+    row = next(line for line in table.splitlines() if line.startswith("| ↳ seeds"))
+    assert row.startswith("| ↳ seeds 0, 1, 2 (mean ± std) | 71.00 ± 1.00 | 80.25 ± 0.00 |")
+    assert row.count("`ltzoo validate resnet32_ce_drw_cifar10_lt.if100") == 3  # each seed's measuring command
+    assert "Seed spread (sample std of top-1): `ce_drw` 1.00 (3 seeds)." in table
+    assert "under twice the larger (2.00) are within the seed spread: `ce_drw` / `bsce` (0.50)." in table

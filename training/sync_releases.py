@@ -26,12 +26,21 @@ ABLATIONS = ROOT / "results" / "ablations"
 METRIC_KEYS = ("top1", "top5", "many", "medium", "few", "ece")
 BOOKKEEPING = {"run_dir", "release_dir", "eval_every", "keep_checkpoints", "compile", "data.root", "data.num_workers"}
 
-# Numbers the papers report (top-1 %, CIFAR-10-LT IF 100, ResNet-32): labelled as the paper's, never as ours.
+SEEDS = ROOT / "results" / "seeds"
+
+# Numbers the papers report (top-1 %, ResNet-32): labelled as the paper's, never as ours. The LDAM-DRW paper's
+# Table 2 gives top-1 error; the accuracy here is 100 minus it.
 PAPER_TOP1 = {
     "resnet32_ce_cifar10_lt.if100": ("70.36", "LDAM-DRW paper, Table 2"),
+    "resnet32_ce_cifar10_lt.if10": ("86.39", "LDAM-DRW paper, Table 2"),
     "resnet32_ldam_drw_cifar10_lt.if100": ("77.03", "LDAM-DRW paper, Table 2"),
+    "resnet32_ldam_drw_cifar10_lt.if10": ("88.16", "LDAM-DRW paper, Table 2"),
     "resnet32_bcl_cifar10_lt.if100": ("84.32", "BCL, secondary quote"),
+    "resnet32_bcl_cifar10_lt.if50": ("87.24", "BCL, secondary quote"),
+    "resnet32_bcl_cifar10_lt.if10": ("91.12", "BCL, secondary quote"),
     "resnet32_concutmix_cifar10_lt.if100": ("86.07", "ConCutMix README"),
+    "resnet32_concutmix_cifar10_lt.if50": ("88.00", "ConCutMix README"),
+    "resnet32_concutmix_cifar10_lt.if10": ("91.42", "ConCutMix README"),
 }
 
 
@@ -89,6 +98,7 @@ def collect(releases_dir: Path, ablations_dir: Path = ABLATIONS) -> dict[str, di
             raise SystemExit(f"{config_file.parent}: model.safetensors does not match the sha256 in its config.json")
         metrics = {k: meta["metrics"][k] for k in METRIC_KEYS}
         table[full] = {"sha256": sha, "metrics": metrics, "validate_command": meta["validate_command"],
+                       "seed": meta["config"].get("seed", 0),
                        "ablations": ablations_of(full, meta["config"], ablations_dir)}
     return table
 
@@ -115,20 +125,99 @@ def update_ablation_cards(ablations_dir: Path) -> None:
         config_file.with_name(CARD_NAME).write_text(render_model_card(config, local_weights(config_file.parent)))
 
 
-def results_table(table: dict[str, dict]) -> str:
-    rows = ["| model | top-1 | many | medium | few | paper's top-1 (source) | measured with |",
-            "|---|---|---|---|---|---|---|"]
-    for full, rec in table.items():
+def collect_seeds(seeds_dir: Path = SEEDS) -> dict[str, list[dict]]:
+    """Other seeds of a release (results/seeds/seed<k>/<name>.<tag>/, exported with `release_dir=`): per release,
+    each seed's number, metrics and validate command, seed order."""
+    found: dict[str, list[dict]] = {}
+    for config_file in sorted(seeds_dir.glob(f"seed*/*/{CONFIG_NAME}")):
+        meta = json.loads(config_file.read_text())["ltzoo"]
+        if not meta.get("metrics"):
+            raise SystemExit(f"{config_file} has no measured metrics; run the export (training/export.py) first")
+        found.setdefault(config_file.parent.name, []).append(
+            {"seed": meta["config"]["seed"], "metrics": {k: meta["metrics"][k] for k in METRIC_KEYS},
+             "validate_command": meta["validate_command"]})
+    return found
+
+
+def _spread(values: list[float | None]) -> str:
+    """mean ± sample std of measured values (n/a when a group is empty)."""
+    if any(v is None for v in values):
+        return "n/a"
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def _std(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def _delta(value: float, other: dict | None) -> str:
+    return "–" if other is None else f"{value - other['metrics']['top1']:+.2f}"
+
+
+def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[dict]]) -> list[str]:
+    """One benchmark and imbalance factor: each release against CE and against the method it builds on, its
+    ablations and its other seeds, then what the seed spread says about the differences."""
+    by_method = {registry.resolve(full)[0].method: rec for full, rec in rows.items()}
+    factor = registry.DATASETS[dataset].imb_factors.get(tag)
+    title = registry.DATASETS[dataset].title + (f", IF {factor:g}" if factor else f" ({tag})")
+    out = [f"**{title}**", "", "| model | top-1 | many | medium | few | ECE | vs CE | vs its base "
+           "| paper's top-1 (source) | measured with |", "|---|---|---|---|---|---|---|---|---|---|"]
+    below_base, stds = [], {}
+    for full, rec in rows.items():
+        method = registry.resolve(full)[0].method
+        base = registry.METHODS[method].base
         m = rec["metrics"]
         paper = PAPER_TOP1.get(full)
-        rows.append(f"| `{full}` | {pct(m['top1'])} | {pct(m['many'])} | {pct(m['medium'])} | {pct(m['few'])} | "
-                    f"{f'{paper[0]} ({paper[1]})' if paper else '–'} | `{rec['validate_command']}` |")
+        versus_base = ("–" if base in (None, "ce") or base not in by_method
+                       else f"{_delta(m['top1'], by_method[base])} ({base})")
+        if base in by_method and m["top1"] <= by_method[base]["metrics"]["top1"]:
+            below_base.append(f"`{method}` {_delta(m['top1'], by_method[base])} against `{base}`")
+        out.append(f"| `{full}` | {pct(m['top1'])} | {pct(m['many'])} | {pct(m['medium'])} | {pct(m['few'])} | "
+                   f"{pct(m['ece'])} | {_delta(m['top1'], by_method.get('ce')) if method != 'ce' else '–'} | "
+                   f"{versus_base} | {f'{paper[0]} ({paper[1]})' if paper else '–'} | `{rec['validate_command']}` |")
         for ablation in rec["ablations"]:
             a = ablation["metrics"]
-            rows.append(f"| ↳ ablation `{ablation['variant']}`: {ablation['changes']} | {pct(a['top1'])} | "
-                        f"{pct(a['many'])} | {pct(a['medium'])} | {pct(a['few'])} | – | "
-                        f"`{ablation['validate_command']}` |")
-    return "\n".join(rows)
+            out.append(f"| ↳ ablation `{ablation['variant']}`: {ablation['changes']} | {pct(a['top1'])} | "
+                       f"{pct(a['many'])} | {pct(a['medium'])} | {pct(a['few'])} | {pct(a['ece'])} | – | – | – | "
+                       f"`{ablation['validate_command']}` |")
+        others = seeds.get(full, [])
+        if others:
+            runs = [{"seed": rec["seed"], "metrics": m}, *others]
+            cells = [_spread([r["metrics"][k] for r in runs]) for k in METRIC_KEYS if k != "top5"]
+            stds[method] = (_std([r["metrics"]["top1"] for r in runs]), len(runs))
+            commands = "<br>".join(f"`{o['validate_command']}`" for o in others)
+            out.append(f"| ↳ seeds {', '.join(str(r['seed']) for r in runs)} (mean ± std) | {' | '.join(cells)} | "
+                       f"– | – | – | `{rec['validate_command']}`<br>{commands} |")
+    notes = []
+    if stds:
+        limit = 2 * max(std for std, _ in stds.values())
+        spread = ", ".join(f"`{k}` {std:.2f} ({n} seeds)" for k, (std, n) in stds.items())
+        methods = list(by_method)
+        close = [f"`{a}` / `{b}` ({abs(by_method[a]['metrics']['top1'] - by_method[b]['metrics']['top1']):.2f})"
+                 for i, a in enumerate(methods) for b in methods[i + 1:]
+                 if abs(by_method[a]["metrics"]["top1"] - by_method[b]["metrics"]["top1"]) < limit]
+        notes.append(f"Seed spread (sample std of top-1): {spread}. "
+                      f"Differences in top-1 under twice the larger ({limit:.2f}) are within the seed spread: "
+                     + (", ".join(close) if close else "none") + ".")
+    if below_base:
+        notes.append("Not above the method it builds on: " + "; ".join(below_base) + ".")
+    return out + ([""] + notes if notes else [])
+
+
+def results_table(table: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:
+    """The README's results: one block per benchmark and imbalance factor (IF 100 first), methods in the registry's
+    order, every number copied from a release folder with the command that measured it."""
+    methods, datasets = list(registry.METHODS), list(registry.DATASETS)
+    blocks: dict[tuple[str, str], dict[str, dict]] = {}
+    for full in sorted(table, key=lambda f: methods.index(registry.resolve(f)[0].method)):
+        entry, tag = registry.resolve(full)
+        blocks.setdefault((entry.dataset, tag), {})[full] = table[full]
+    order = sorted(blocks, key=lambda k: (datasets.index(k[0]),
+                                          -(registry.DATASETS[k[0]].imb_factors or {}).get(k[1], 0), k[1]))
+    return "\n\n".join("\n".join(_block(*key, blocks[key], seeds or {})) for key in order)
 
 
 def main() -> None:
@@ -136,13 +225,14 @@ def main() -> None:
     update_release_folders(ROOT / "releases", table)
     update_ablation_cards(ABLATIONS)
     registry.RELEASES_FILE.write_text(json.dumps(
-        {full: {k: v for k, v in rec.items() if k != "ablations"} for full, rec in table.items()}, indent=2) + "\n")
+        {full: {k: v for k, v in rec.items() if k not in ("ablations", "seed")} for full, rec in table.items()},
+        indent=2) + "\n")
     readme = ROOT / "README.md"
     text = readme.read_text()
     if TABLE_BEGIN in text:
         head, rest = text.split(TABLE_BEGIN, 1)
         tail = rest.split(TABLE_END, 1)[1]
-        readme.write_text(f"{head}{TABLE_BEGIN}\n{results_table(table)}\n{TABLE_END}{tail}")
+        readme.write_text(f"{head}{TABLE_BEGIN}\n{results_table(table, collect_seeds())}\n{TABLE_END}{tail}")
     print(f"{len(table)} release(s) recorded in {registry.RELEASES_FILE.relative_to(ROOT)} and README.md")
 
 
