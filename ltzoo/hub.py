@@ -186,6 +186,8 @@ def save_pretrained(
     if heads:
         save_file({k: v.detach().contiguous().cpu() for k, v in heads.items()}, str(out / HEADS_NAME))
         files[HEADS_NAME] = sha256_file(out / HEADS_NAME)
+    for name in files:  # safetensors creates its files owner-only (0600); a release is for everyone to read
+        (out / name).chmod(0o644)
     cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
     model_args = {"classifier": model.classifier}
     if getattr(model, "cosine_scale", 1.0) != 1.0:

@@ -1,7 +1,8 @@
 """Rebuild a zoo entry: `accelerate launch training/train.py --config training/configs/<name>.<tag>.yaml [k=v ...]`.
 
 Thin by design: config in, objects from ltzoo, an accelerate loop with per-epoch checkpoints and exact resume,
-TensorBoard and tqdm, then a final `ltzoo validate` and the export to `releases/<name>.<tag>/`.
+TensorBoard and tqdm, then a final `ltzoo validate` and the export: into `<run_dir>/export/<name>.<tag>/` (or
+`release_dir=DIR`), and into `releases/<name>.<tag>/` only with `--release`, for the recipe file unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save, save_file
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,12 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ltzoo  # noqa: E402
 from ltzoo import registry  # noqa: E402
 from ltzoo.evaluate import evaluate  # noqa: E402
+from ltzoo.hub import WEIGHTS_NAME, sha256_file  # noqa: E402
 from ltzoo.methods import TrainingMethod, build_method  # noqa: E402
 from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
 from ltzoo.validate import default_amp  # noqa: E402
 from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
-from training.export import ROOT, export_release, repo_path  # noqa: E402
+from training.export import (  # noqa: E402
+    ROOT,
+    check_overwrite,
+    export_dir,
+    export_release,
+    repo_path,
+)
 from training.model_card import pct  # noqa: E402
 from training.provenance import code_revision, extend_history  # noqa: E402
 
@@ -48,7 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="training/configs/<name>.<tag>.yaml")
     p.add_argument("--resume", default="none", help="'auto' (last checkpoint of this run), a checkpoint dir, or 'none'")
-    p.add_argument("--no-export", action="store_true", help="skip the final validate + export to releases/")
+    p.add_argument("--no-export", action="store_true", help="skip the final validate + export")
+    p.add_argument("--release", action="store_true",
+                   help="export into releases/<name>.<tag>/ (refused unless the config is the recipe file unchanged)")
+    p.add_argument("--force", action="store_true",
+                   help="with --release: replace an existing release even if its weights differ")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. epochs=2 data.batch_size=64")
     return p.parse_intermixed_args(argv)  # overrides may come before and after the flags
 
@@ -107,6 +119,11 @@ def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
             f"fingerprint {meta['fingerprint']} vs {cfg.fingerprint()}). Use another run_dir or --resume none."
         )
     return ckpt
+
+
+def finished(cfg: TrainConfig, resume_from: Path | None) -> bool:
+    """Whether the checkpoint resumed from is the run's last epoch, so the run only exports."""
+    return resume_from is not None and json.loads((resume_from / META).read_text())["epoch"] + 1 >= cfg.epochs
 
 
 def earlier_stage(init_from: str | None) -> dict[str, Any] | None:
@@ -183,8 +200,10 @@ def state_digest(state: dict[str, Any]) -> str:
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 over every tensor of the model's state dict: equal digests mean bitwise-equal weights."""
-    return state_digest(model.state_dict())
+    """sha256 of the model.safetensors an export of `model` writes (ltzoo.save_pretrained's bytes): equal digests
+    mean bitwise-equal inference weights, and the digest is the one `sha256sum` gives for the exported file."""
+    weights = {k: v.detach().contiguous().cpu() for k, v in ltzoo.models.inference_state_dict(model).items()}
+    return hashlib.sha256(save(weights, metadata={"format": "pt"})).hexdigest()
 
 
 def hardware(accelerator: Accelerator) -> str:
@@ -225,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
         if entry.dataset != cfg.data.dataset:
             raise ConfigError(f"{cfg.full_name} is a {entry.dataset} entry but data.dataset is {cfg.data.dataset!r}")
         resume_from = find_resume(cfg, args.resume)
+        export_to = export_dir(cfg, args.config, args.release)
+        if args.release and not args.no_export and not finished(cfg, resume_from):
+            check_overwrite(export_to / cfg.full_name, None, args.force)  # a run that trains: fail before it does
         lock = hold_run_lock(cfg.resolved_run_dir())  # noqa: F841 (held until the process exits)
     except (ConfigError, registry.UnknownModelError) as e:
         raise SystemExit(f"error: {e}") from None
@@ -331,12 +353,17 @@ def main(argv: list[str] | None = None) -> None:
             accelerator.print(f"exporting epoch {selection['epoch']}: best val top-1 ({selection['val_top1']:.2f})")
         else:
             selection = {"on": "last", "epoch": cfg.epochs}
-        out = export_release(accelerator.unwrap_model(model), cfg, args.config, args.overrides, heads_spec=heads_spec,
-                             selection=selection,
+        try:
+            check_overwrite(export_to / cfg.full_name, weights_digest(accelerator.unwrap_model(model)), args.force)
+        except ConfigError as e:
+            raise SystemExit(f"error: {e} (the run's last checkpoint is kept: `--release --force --resume auto` "
+                             "only exports it)") from None
+        out = export_release(accelerator.unwrap_model(model), cfg, args.config, args.overrides,
+                             out=export_to / cfg.full_name, heads_spec=heads_spec, selection=selection,
                              train_seconds=elapsed, history=history,
                              earlier_stage=earlier_stage(cfg.method.get("init_from")),
                              precision=precision_name(accelerator), data_source=data.source)
-        accelerator.print(f"release written to {out}")
+        accelerator.print(f"release written to {out} (model.safetensors sha256 {sha256_file(out / WEIGHTS_NAME)})")
     accelerator.wait_for_everyone()
     accelerator.end_training()  # last: it destroys the process group that wait_for_everyone needs
 
