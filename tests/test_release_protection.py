@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_training import TINY_CIFAR, _env, explain, tiny_cifar_root  # noqa: F401  (tiny_cifar_root: a fixture)
+import test_training
+from test_training import TINY_CIFAR, _env, explain
 
 import ltzoo
 from ltzoo.hub import sha256_file
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NAME = "resnet32_ce_cifar10_lt.if100"
 RECIPE = f"training/configs/{NAME}.yaml"
 FINAL_SHA = re.compile(r"final weights sha256 ([0-9a-f]{64})")
+tiny_cifar_root = test_training.tiny_cifar_root  # the fixture: real training archive, 200 real test images
 
 
 # --- where an export goes -------------------------------------------------------------------------------------------
