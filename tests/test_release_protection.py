@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import test_training
+import torch
 from test_training import TINY_CIFAR, _env, explain
 
 import ltzoo
