@@ -194,21 +194,21 @@ def test_a_published_card_loads_the_hub_weights(tmp_path: Path):
 def test_an_unpublished_card_loads_its_own_weights_file_and_not_the_hub(tmp_path: Path):
     out = release(tmp_path)
     card = render_model_card(json.loads((out / "config.json").read_text()), local_weights(out))
-    assert f'checkpoint_path="{out / WEIGHTS_NAME}"' in card
+    assert f'checkpoint_path="{WEIGHTS_NAME}"' in card  # outside the repository: relative to the card's folder
     assert "pretrained=True" not in card
 
 
 def test_only_folders_of_the_repository_releases_count_as_published(tmp_path: Path):
     assert local_weights(export.RELEASES / "resnet32_ce_cifar10_lt.if100") is None
     assert local_weights(export.ROOT / "results/ablations/lr0.1/x") == "results/ablations/lr0.1/x/model.safetensors"
-    assert local_weights(tmp_path / "x") == str(tmp_path / "x" / WEIGHTS_NAME)
+    assert local_weights(tmp_path / "x") == WEIGHTS_NAME  # no machine path: the file beside the card
 
 
 def test_sync_rerenders_each_ablation_card_to_load_its_own_file(tmp_path: Path):
     out = release(tmp_path / "lr0.1")
     (out / "README.md").write_text("stale")
     update_ablation_cards(tmp_path)
-    assert f'checkpoint_path="{out / WEIGHTS_NAME}"' in (out / "README.md").read_text()
+    assert f'checkpoint_path="{WEIGHTS_NAME}"' in (out / "README.md").read_text()
 
 
 def test_an_ablation_card_says_it_is_not_the_release(tmp_path: Path):
