@@ -70,6 +70,32 @@ def precision_name(accelerator: Accelerator) -> str:
     return "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision
 
 
+LAUNCHER_PRECISION = "ACCELERATE_MIXED_PRECISION"  # how `accelerate launch --mixed_precision X` reaches the script
+
+
+def apply_launcher_precision(cfg: TrainConfig, launcher: str | None) -> None:
+    """Honour `accelerate launch --mixed_precision bf16`: it beats `precision: auto`, as the override precision=bf16
+    would (so it counts in the fingerprint); fp16, or bf16 against the config's fp32, is refused. The launcher's
+    'no' is also its default, which cannot be told from an explicit flag: the config decides (see precision_notice)."""
+    if launcher in (None, "", "no"):
+        return
+    if launcher != "bf16":
+        raise ConfigError(f"accelerate launch --mixed_precision {launcher}: ltzoo trains in bf16 or fp32 only; "
+                          "pass --mixed_precision bf16, or set the config's precision (auto, bf16, fp32)")
+    if cfg.precision == "fp32":
+        raise ConfigError("accelerate launch --mixed_precision bf16 contradicts the config's precision: fp32; "
+                          "drop the flag, or pass precision=bf16")
+    cfg.precision = "bf16"
+
+
+def precision_notice(cfg: TrainConfig, launcher: str | None) -> str | None:
+    """The line that says the launcher's 'no' did not make this run fp32, where the config trains bf16."""
+    if launcher == "no" and mixed_precision(cfg) == "bf16":
+        return (f"precision bf16 from the config (precision: {cfg.precision}); accelerate launch's --mixed_precision "
+                "'no' is also its default, so it cannot ask for fp32: pass precision=fp32 for that")
+    return None
+
+
 def mixed_precision(cfg: TrainConfig) -> str:
     """'bf16' where the hardware runs it natively (auto), else 'no' (fp32)."""
     if cfg.precision == "auto":
@@ -240,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
+        apply_launcher_precision(cfg, os.environ.get(LAUNCHER_PRECISION))
         entry, tag = registry.resolve(cfg.full_name)
         if entry.dataset != cfg.data.dataset:
             raise ConfigError(f"{cfg.full_name} is a {entry.dataset} entry but data.dataset is {cfg.data.dataset!r}")
@@ -262,6 +289,9 @@ def main(argv: list[str] | None = None) -> None:
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tb")),
     )
     set_seed(cfg.seed)
+    notice = precision_notice(cfg, os.environ.get(LAUNCHER_PRECISION))
+    if notice:
+        accelerator.print(notice)
     pretrained_cfg = registry.get_pretrained_cfg(cfg.full_name)
     try:
         data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes)
