@@ -225,3 +225,18 @@ def test_a_former_release_moved_to_the_ablations_loses_its_ablation_table(tmp_pa
     update_ablation_cards(tmp_path)
     assert "ablations" not in json.loads((out / "config.json").read_text())["ltzoo"]
     assert "## Ablations" not in (out / "README.md").read_text()
+
+
+def test_sync_strips_machine_paths_from_release_and_ablation_configs(tmp_path: Path):
+    machine = {**CONFIG, "data": {"root": "/work/shared/data"}}
+    out = release(tmp_path / "releases", config=machine)
+    ablation = release(tmp_path / "ablations" / "lr0.1", config=machine)
+    for folder in (out, ablation):
+        config = json.loads((folder / "config.json").read_text())
+        config["ltzoo"]["data_source"] = "shared JPEG archive at /work/shared/data/cifar10_train_jpeg.npz"
+        (folder / "config.json").write_text(json.dumps(config))
+    update_release_folders(tmp_path / "releases", collect(tmp_path / "releases", tmp_path / "ablations"))
+    update_ablation_cards(tmp_path / "ablations")
+    for folder in (out, ablation):
+        assert "/work/" not in (folder / "config.json").read_text() + (folder / "README.md").read_text()
+        assert "at cifar10_train_jpeg.npz" in (folder / "README.md").read_text()
