@@ -1,6 +1,8 @@
-"""torch.hub entry points: one per ltzoo registry name, generated from the registry.
+"""torch.hub entry points: one per ltzoo registry name and one per `name.tag`, generated from the registry.
 
     model = torch.hub.load("<owner>/ltzoo", "resnet32_smcl_cifar100_lt", pretrained=True)
+    model = torch.hub.load("<owner>/ltzoo", "resnet32_smcl_cifar100_lt.if50", pretrained=True)
+    model = torch.hub.load("<owner>/ltzoo", "resnet32_smcl_cifar100_lt", tag="if50", pretrained=True)  # the same
     model = torch.hub.load("/path/to/ltzoo", "resnext50_smcl_imagenet_lt", source="local")
 
 Works from a plain checkout: torch.hub puts the repository folder on sys.path, and `ltzoo` is imported from it.
@@ -21,25 +23,31 @@ dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors"
 
 
 def _doc(name: str) -> str:
-    entry = _registry.get_entry(name)
+    entry, tag = _registry.resolve(name)
     method, dataset = _registry.METHODS[entry.method], _registry.DATASETS[entry.dataset]
     tags = ", ".join(f"{t} (default)" if t == entry.default_tag else t for t in entry.tags)
+    which = f"tag {tag}" if "." in name else "the default tag, or of `tag`"
     return (
         f"{name}: {method.title} ({method.paper}) on {dataset.title}, architecture {entry.timm_arch}.\n\n"
         f"Weight tags: {tags}.\n"
-        "pretrained: load the published weights of the default tag (verified by sha256).\n"
+        f"pretrained: load the published weights of {which} (verified by sha256).\n"
         "Other keyword arguments (num_classes, checkpoint_path, with_heads, ...) go to ltzoo.create_model."
     )
 
 
 def _entry_point(name: str) -> _Callable[..., object]:
-    def entry(pretrained: bool = False, **kwargs: object) -> object:
-        return _ltzoo.create_model(name, pretrained=pretrained, **kwargs)
+    """The entry point of a name (then `tag` picks the weights, as `name.tag` would) or of a `name.tag`."""
+    if "." in name:
+        def entry(pretrained: bool = False, **kwargs: object) -> object:
+            return _ltzoo.create_model(name, pretrained=pretrained, **kwargs)
+    else:
+        def entry(pretrained: bool = False, tag: str | None = None, **kwargs: object) -> object:
+            return _ltzoo.create_model(f"{name}.{tag}" if tag else name, pretrained=pretrained, **kwargs)
 
     entry.__name__ = entry.__qualname__ = name
     entry.__doc__ = _doc(name)
     return entry
 
 
-for _name in _ltzoo.list_models():
+for _name in _ltzoo.list_models() + _ltzoo.list_models(include_tags=True):
     globals()[_name] = _entry_point(_name)

@@ -114,7 +114,10 @@ def cmd_serve_hub(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="ltzoo", description="A timm-style model zoo for long-tailed recognition.")
+    p.add_argument("--version", action="version", version=f"ltzoo {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="list zoo names")

@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 from safetensors import SafetensorError
@@ -102,18 +105,47 @@ def hub_endpoint() -> str:
     return constants.ENDPOINT
 
 
+REACH_TIMEOUT_S = 2.0  # how long a pretrained load waits to learn that the Hub is unreachable
+
+
+def hub_reachable(endpoint: str, timeout: float = REACH_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to `endpoint`'s host opens within `timeout` seconds, name lookup included.
+
+    huggingface_hub retries an unreachable Hub five times with backoff (about 25 s) before it falls back to its cache;
+    probing first lets a load without a Hub use the cache, or fail with advice, at once."""
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    outcome: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+            outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    probe = threading.Thread(target=connect, daemon=True)  # a thread: name lookup does not honour the timeout
+    probe.start()
+    probe.join(timeout)
+    return bool(outcome and outcome[0])
+
+
 def download(repo_id: str, filename: str, revision: str | None = None) -> Path:
-    """Download one file of a Hub repo through huggingface_hub (its cache, HF_ENDPOINT, HF_HUB_OFFLINE)."""
+    """Download one file of a Hub repo through huggingface_hub (its cache, HF_ENDPOINT, HF_HUB_OFFLINE); with the
+    Hub unreachable, the cached copy, else at once an error that says how to serve the releases locally."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
+    offline = constants.HF_HUB_OFFLINE or not hub_reachable(constants.ENDPOINT)
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
+        return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=offline))
     except LocalEntryNotFoundError:
+        state = "offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "unreachable"
         raise HubUnreachableError(
-            f"could not fetch {filename} of {repo_id}: the Hub at HF_ENDPOINT={constants.ENDPOINT} is unreachable "
-            f"(HF_HUB_OFFLINE={int(constants.HF_HUB_OFFLINE)}) and nothing is cached. Point HF_ENDPOINT at a "
-            "reachable Hub (e.g. `ltzoo serve-hub releases/`), or unset HF_HUB_OFFLINE once online."
+            f"could not fetch {filename} of {repo_id}: the Hub at HF_ENDPOINT={constants.ENDPOINT} is {state} and "
+            "nothing is cached. Without the internet, serve the releases folder on a local Hub: add "
+            "`--local-hub releases` to `ltzoo validate`, or run `ltzoo serve-hub releases/` and export the "
+            "HF_ENDPOINT it prints."
         ) from None
     except (EntryNotFoundError, HfHubHTTPError) as e:
         status = getattr(getattr(e, "response", None), "status_code", None)
@@ -186,6 +218,8 @@ def save_pretrained(
     if heads:
         save_file({k: v.detach().contiguous().cpu() for k, v in heads.items()}, str(out / HEADS_NAME))
         files[HEADS_NAME] = sha256_file(out / HEADS_NAME)
+    for name in files:  # safetensors creates its files owner-only (0600); a release is for everyone to read
+        (out / name).chmod(0o644)
     cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
     model_args = {"classifier": model.classifier}
     if getattr(model, "cosine_scale", 1.0) != 1.0:

@@ -291,7 +291,10 @@ def has_weights(model_name: str) -> bool:
 def list_models(
     filter: str | list[str] = "", pretrained: bool = False, include_tags: bool | None = None
 ) -> list[str]:
-    """Registered names matching fnmatch pattern(s); `pretrained=True` keeps only published weights (with tags)."""
+    """Registered names matching fnmatch pattern(s); `pretrained=True` keeps only published weights (with tags).
+
+    As in `timm.list_models`, a `name.tag` matches a pattern that matches it or its name, so
+    `list_models("*cifar10_lt", pretrained=True)` lists the tagged releases of every `*cifar10_lt` name."""
     if include_tags is None:
         include_tags = pretrained
     names = []
@@ -304,7 +307,8 @@ def list_models(
     patterns = [filter] if isinstance(filter, str) else list(filter)
     patterns = [p for p in patterns if p]
     if patterns:
-        names = [n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns)]
+        names = [n for n in names if any(fnmatch.fnmatch(n, p) or fnmatch.fnmatch(n.split(".", 1)[0], p)
+                                         for p in patterns)]
     return sorted(names)
 
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh train,hub
-export HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_CACHE="${HF_HUB_CACHE:-$PWD/.venv/hf-cache}"
+export HF_HUB_DISABLE_TELEMETRY=1  # downloads go to the standard Hugging Face cache, reused by later commands
 model="${1:-}"
 if [ -z "$model" ]; then
     model="$(.venv/bin/ltzoo list --pretrained 'resnet32_*cifar10_lt*' | head -n 1)"

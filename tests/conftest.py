@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-import torch
-from huggingface_hub import constants
-from torch import nn
+# Tests write only into temporary folders: the decoded-archive cache (~/.cache/ltzoo/decoded by default) goes to one
+# of this session's, for this process and every script it starts. Set before ltzoo is imported, which reads it.
+_DECODED_CACHE = tempfile.mkdtemp(prefix="ltzoo-test-decoded-")
+os.environ["LTZOO_DECODED_CACHE"] = _DECODED_CACHE
 
-import ltzoo
-from ltzoo import hub_server, registry
-from ltzoo.hub import WEIGHTS_NAME
-from ltzoo.models import ProjectionMLP
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from huggingface_hub import constants  # noqa: E402
+from torch import nn  # noqa: E402
+
+import ltzoo  # noqa: E402
+from ltzoo import hub_server, registry  # noqa: E402
+from ltzoo.hub import WEIGHTS_NAME  # noqa: E402
+from ltzoo.models import ProjectionMLP  # noqa: E402
 
 LINEAR = "resnet32_ce_cifar10_lt.if100"
 COSINE = "resnet32_ldam_drw_cifar10_lt.if100"
@@ -72,6 +79,10 @@ def _build_releases(releases_dir: Path) -> dict[str, nn.Module]:
         )
         model.eval()
     return models
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_DECODED_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

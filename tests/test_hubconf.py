@@ -47,8 +47,24 @@ def test_torch_hub_load_forwards_keyword_arguments() -> None:
     assert type(model.get_classifier()).__name__ == "NormedLinear"
 
 
-def test_every_registry_name_is_an_entry_point(hubconf: ModuleType) -> None:
-    assert entry_points(hubconf) == set(ltzoo.list_models())
+def test_every_registry_name_and_tag_is_an_entry_point(hubconf: ModuleType) -> None:
+    assert entry_points(hubconf) == set(ltzoo.list_models()) | set(ltzoo.list_models(include_tags=True))
+
+
+def test_torch_hub_load_reaches_a_tag_by_name_and_by_argument() -> None:
+    by_name = torch.hub.load(str(REPO_DIR), "resnet32_ce_cifar100_lt.if10", source="local")
+    by_tag = torch.hub.load(str(REPO_DIR), "resnet32_ce_cifar100_lt", source="local", tag="if10")
+    assert by_name.pretrained_cfg["tag"] == by_tag.pretrained_cfg["tag"] == "if10"
+
+
+def test_torch_hub_load_of_a_tag_loads_that_tags_published_weights(
+    hubconf: ModuleType, releases_table: Callable[..., Path]
+) -> None:
+    releases_table({"resnet32_ce_cifar10_lt.if100": {"sha256": "0" * 64, "metrics": {}}})
+    with pytest.raises(WeightsNotAvailableError, match="if50"):
+        hubconf.resnet32_ce_cifar10_lt(tag="if50", pretrained=True)
+    with pytest.raises(WeightsNotAvailableError, match="if50"):
+        getattr(hubconf, "resnet32_ce_cifar10_lt.if50")(pretrained=True)
 
 
 def test_entry_points_document_their_tags(hubconf: ModuleType) -> None:

@@ -128,3 +128,13 @@ def test_list_models_pretrained_lists_only_released_tags(releases_table: Callabl
 def test_list_models_pretrained_is_empty_without_releases(releases_table: Callable[..., Path]) -> None:
     assert ltzoo.list_models(pretrained=True) == []
     assert len(ltzoo.list_models()) == len(registry.ENTRIES)
+
+
+def test_a_filter_without_tag_matches_the_tagged_names_as_timm_does(releases_table: Callable[..., Path]) -> None:
+    releases_table({"resnet32_ce_cifar10_lt.if100": {"sha256": SHA}, "resnet32_ce_cifar100_lt.if50": {"sha256": SHA}})
+    assert ltzoo.list_models("*cifar10_lt", pretrained=True) == ["resnet32_ce_cifar10_lt.if100"]
+    assert ltzoo.list_models("*cifar10_lt.if100", pretrained=True) == ["resnet32_ce_cifar10_lt.if100"]
+    assert ltzoo.list_models("*cifar10_lt.if50", pretrained=True) == []
+    assert ltzoo.list_models("resnet32_ce_cifar10_lt", include_tags=True) == [
+        "resnet32_ce_cifar10_lt.if10", "resnet32_ce_cifar10_lt.if100", "resnet32_ce_cifar10_lt.if50",
+    ]

@@ -195,21 +195,21 @@ def test_a_published_card_loads_the_hub_weights(tmp_path: Path):
 def test_an_unpublished_card_loads_its_own_weights_file_and_not_the_hub(tmp_path: Path):
     out = release(tmp_path)
     card = render_model_card(json.loads((out / "config.json").read_text()), local_weights(out))
-    assert f'checkpoint_path="{out / WEIGHTS_NAME}"' in card
+    assert f'checkpoint_path="{WEIGHTS_NAME}"' in card  # outside the repository: relative to the card's folder
     assert "pretrained=True" not in card
 
 
 def test_only_folders_of_the_repository_releases_count_as_published(tmp_path: Path):
     assert local_weights(export.RELEASES / "resnet32_ce_cifar10_lt.if100") is None
     assert local_weights(export.ROOT / "results/ablations/lr0.1/x") == "results/ablations/lr0.1/x/model.safetensors"
-    assert local_weights(tmp_path / "x") == str(tmp_path / "x" / WEIGHTS_NAME)
+    assert local_weights(tmp_path / "x") == WEIGHTS_NAME  # no machine path: the file beside the card
 
 
 def test_sync_rerenders_each_ablation_card_to_load_its_own_file(tmp_path: Path):
     out = release(tmp_path / "lr0.1")
     (out / "README.md").write_text("stale")
     update_ablation_cards(tmp_path)
-    assert f'checkpoint_path="{out / WEIGHTS_NAME}"' in (out / "README.md").read_text()
+    assert f'checkpoint_path="{WEIGHTS_NAME}"' in (out / "README.md").read_text()
 
 
 def test_an_ablation_card_says_it_is_not_the_release(tmp_path: Path):
@@ -270,3 +270,18 @@ def test_other_seeds_give_a_mean_and_std_row_and_say_which_differences_are_noise
     assert row.count("`ltzoo validate resnet32_ce_drw_cifar10_lt.if100") == 3  # each seed's measuring command
     assert "Seed spread (sample std of top-1): `ce_drw` 1.00 (3 seeds)." in table
     assert "under twice the larger (2.00) are within the seed spread: `ce_drw` / `bsce` (0.50)." in table
+
+
+def test_sync_strips_machine_paths_from_release_and_ablation_configs(tmp_path: Path):
+    machine = {**CONFIG, "data": {"root": "/work/shared/data"}}
+    out = release(tmp_path / "releases", config=machine)
+    ablation = release(tmp_path / "ablations" / "lr0.1", config=machine)
+    for folder in (out, ablation):
+        config = json.loads((folder / "config.json").read_text())
+        config["ltzoo"]["data_source"] = "shared JPEG archive at /work/shared/data/cifar10_train_jpeg.npz"
+        (folder / "config.json").write_text(json.dumps(config))
+    update_release_folders(tmp_path / "releases", collect(tmp_path / "releases", tmp_path / "ablations"))
+    update_ablation_cards(tmp_path / "ablations")
+    for folder in (out, ablation):
+        assert "/work/" not in (folder / "config.json").read_text() + (folder / "README.md").read_text()
+        assert "at cifar10_train_jpeg.npz" in (folder / "README.md").read_text()

@@ -370,11 +370,11 @@ def test_export_records_measured_metrics_and_how_to_reproduce_them(exported: tup
     assert [segment["from_epoch"] for segment in meta["history"]] == [1]
     assert meta["history"][0]["revision"] and meta["history"][0]["hardware"]
     assert meta["metrics"]["num_images"] == 200  # measured on the run's data root, not somewhere else
-    assert meta["validate_command"] == (f"ltzoo validate resnet32_ce_cifar10_lt.if100 "
-                                        f"--checkpoint {release / 'model.safetensors'}")
-    assert meta["train_command"].startswith(
+    # outside the repository, the path is the card's folder's own file: exports name no machine path
+    assert meta["validate_command"] == "ltzoo validate resnet32_ce_cifar10_lt.if100 --checkpoint model.safetensors"
+    assert meta["train_command"] == (  # the overrides it was trained with, not where this machine keeps things
         "accelerate launch training/train.py --config training/configs/resnet32_ce_cifar10_lt.if100.yaml "
-        "data.subset=16 data.batch_size=16 epochs=1 data.root=")  # the overrides it was trained with
+        "data.subset=16 data.batch_size=16 epochs=1")
 
 
 @pytest.mark.slow
@@ -388,7 +388,7 @@ def test_export_model_card_carries_the_cifar10_jpeg_note(exported: tuple[Path, s
 @pytest.mark.slow
 def test_an_exported_card_outside_releases_loads_its_own_weights_file(exported: tuple[Path, str]):
     release, _ = exported
-    assert f'checkpoint_path="{release / "model.safetensors"}"' in (release / "README.md").read_text()
+    assert 'checkpoint_path="model.safetensors"' in (release / "README.md").read_text()
 
 
 @pytest.mark.slow

@@ -65,7 +65,7 @@ class TrainConfig:
     select: str = "last"  # the exported epoch: the last, or the best top-1 on the val split (every eval_every epochs)
     keep_checkpoints: int = 2
     run_dir: str = "~/.cache/ltzoo/runs/{name}.{tag}"
-    release_dir: str = "releases"
+    release_dir: str | None = None  # None: <run_dir>/export, or releases/ with train.py --release
 
     @property
     def full_name(self) -> str:

@@ -92,7 +92,8 @@ def _ablations(meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
 def _usage(full: str, local_weights: str | None) -> list[str]:
     """How to load these weights: from the Hub for a release, from its file for a run that is not published."""
     if local_weights is not None:
-        return ["These weights are not published on the Hub (the published entry loads the release); load the file:",
+        return ["These weights are not published on the Hub (the published entry loads the release); load the file "
+                "(a bare file name is this folder's):",
                 "", "```python", "import ltzoo",
                 f"model = ltzoo.create_model(\"{full}\", checkpoint_path=\"{local_weights}\").eval()", "```", ""]
     return ["```python", "import ltzoo", f"model = ltzoo.create_model(\"{full}\", pretrained=True).eval()",

@@ -17,7 +17,7 @@ from ltzoo import registry  # noqa: E402
 from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, sha256_file  # noqa: E402
 from ltzoo.methods import method_defaults  # noqa: E402
 from training.config import DataConfig, OptimConfig, TrainConfig  # noqa: E402
-from training.export import local_weights  # noqa: E402
+from training.export import local_weights, portable  # noqa: E402
 from training.model_card import pct, render_model_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,13 +104,17 @@ def collect(releases_dir: Path, ablations_dir: Path = ABLATIONS) -> dict[str, di
 
 
 def update_release_folders(releases_dir: Path, table: dict[str, dict]) -> None:
-    """Write each release's ablations into its config.json and re-render its model card from it (cards follow the
-    current template; every number in them comes from config.json)."""
+    """Write each release's ablations into its config.json, without machine paths (see export.portable), and
+    re-render its model card from it (cards follow the current template; every number in them comes from
+    config.json)."""
     for full, record in table.items():
         config_file = releases_dir / full / CONFIG_NAME
+        stored = json.loads(config_file.read_text())
         config = json.loads(config_file.read_text())
         if config["ltzoo"].get("ablations", []) != record["ablations"]:
             config["ltzoo"]["ablations"] = record["ablations"]
+        config = portable(config)
+        if config != stored:
             config_file.write_text(json.dumps(config, indent=2) + "\n")
         (releases_dir / full / CARD_NAME).write_text(render_model_card(config))
 
@@ -119,8 +123,10 @@ def update_ablation_cards(ablations_dir: Path) -> None:
     """Re-render each ablation folder's model card (current template; its usage loads the folder's own file). A
     former release moved here keeps no ablation table: the ablations belong to the release."""
     for config_file in sorted(ablations_dir.glob(f"*/*/{CONFIG_NAME}")):
-        config = json.loads(config_file.read_text())
-        if config["ltzoo"].pop("ablations", None) is not None:
+        stored = json.loads(config_file.read_text())
+        config = portable(stored)
+        config["ltzoo"].pop("ablations", None)
+        if config != stored:
             config_file.write_text(json.dumps(config, indent=2) + "\n")
         config_file.with_name(CARD_NAME).write_text(render_model_card(config, local_weights(config_file.parent)))
 

@@ -1,7 +1,8 @@
 """Rebuild a zoo entry: `accelerate launch training/train.py --config training/configs/<name>.<tag>.yaml [k=v ...]`.
 
 Thin by design: config in, objects from ltzoo, an accelerate loop with per-epoch checkpoints and exact resume,
-TensorBoard and tqdm, then a final `ltzoo validate` and the export to `releases/<name>.<tag>/`.
+TensorBoard and tqdm, then a final `ltzoo validate` and the export: into `<run_dir>/export/<name>.<tag>/` (or
+`release_dir=DIR`), and into `releases/<name>.<tag>/` only with `--release`, for the recipe file unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save, save_file
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,12 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ltzoo  # noqa: E402
 from ltzoo import registry  # noqa: E402
 from ltzoo.evaluate import evaluate  # noqa: E402
+from ltzoo.hub import WEIGHTS_NAME, sha256_file  # noqa: E402
 from ltzoo.methods import TrainingMethod, build_method  # noqa: E402
 from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
 from ltzoo.validate import default_amp  # noqa: E402
 from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
-from training.export import ROOT, export_release, repo_path  # noqa: E402
+from training.export import (  # noqa: E402
+    ROOT,
+    check_overwrite,
+    export_dir,
+    export_release,
+    repo_path,
+)
 from training.model_card import pct  # noqa: E402
 from training.provenance import code_revision, extend_history  # noqa: E402
 
@@ -50,8 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", default="none", help="'auto' (last checkpoint of this run), a checkpoint dir, or 'none'")
     p.add_argument("--no-export", action="store_true", help="skip the final validate + export")
     p.add_argument("--release", action="store_true",
-                   help="export into releases/ (only for the recipe file unchanged); without it the export goes to "
-                        "release_dir= if given, else into the run dir")
+                   help="export into releases/<name>.<tag>/ (refused unless the config is the recipe file unchanged)")
+    p.add_argument("--force", action="store_true",
+                   help="with --release: replace an existing release even if its weights differ")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. epochs=2 data.batch_size=64")
     return p.parse_intermixed_args(argv)  # overrides may come before and after the flags
 
@@ -59,6 +68,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def precision_name(accelerator: Accelerator) -> str:
     """The training precision as logs and model cards print it: bf16 or fp32 (accelerate calls fp32 "no")."""
     return "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision
+
+
+LAUNCHER_PRECISION = "ACCELERATE_MIXED_PRECISION"  # how `accelerate launch --mixed_precision X` reaches the script
+
+
+def apply_launcher_precision(cfg: TrainConfig, launcher: str | None) -> None:
+    """Honour `accelerate launch --mixed_precision bf16`: it beats `precision: auto`, as the override precision=bf16
+    would (so it counts in the fingerprint); fp16, or bf16 against the config's fp32, is refused. The launcher's
+    'no' is also its default, which cannot be told from an explicit flag: the config decides (see precision_notice)."""
+    if launcher in (None, "", "no"):
+        return
+    if launcher != "bf16":
+        raise ConfigError(f"accelerate launch --mixed_precision {launcher}: ltzoo trains in bf16 or fp32 only; "
+                          "pass --mixed_precision bf16, or set the config's precision (auto, bf16, fp32)")
+    if cfg.precision == "fp32":
+        raise ConfigError("accelerate launch --mixed_precision bf16 contradicts the config's precision: fp32; "
+                          "drop the flag, or pass precision=bf16")
+    cfg.precision = "bf16"
+
+
+def precision_notice(cfg: TrainConfig, launcher: str | None) -> str | None:
+    """The line that says the launcher's 'no' did not make this run fp32, where the config trains bf16."""
+    if launcher == "no" and mixed_precision(cfg) == "bf16":
+        return (f"precision bf16 from the config (precision: {cfg.precision}); accelerate launch's --mixed_precision "
+                "'no' is also its default, so it cannot ask for fp32: pass precision=fp32 for that")
+    return None
 
 
 def mixed_precision(cfg: TrainConfig) -> str:
@@ -112,23 +147,9 @@ def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
     return ckpt
 
 
-def export_root(cfg: TrainConfig, config_path: str, overrides: list[str], release: bool) -> str:
-    """Where the export goes: releases/ only on `--release` with the recipe unchanged; an explicit `release_dir=`
-    elsewhere (an ablation, another seed); else the run dir, so a trial run never touches a published release."""
-    releases = (ROOT / "releases").resolve()
-    asked = any(o.startswith("release_dir=") for o in overrides)
-    target = Path(cfg.release_dir).expanduser()
-    target = (target if target.is_absolute() else ROOT / target).resolve()
-    if release:
-        if load_config(config_path).fingerprint() != cfg.fingerprint():
-            raise ConfigError(f"--release publishes the recipe {config_path} unchanged, but the overrides "
-                              f"{' '.join(overrides)} change what it trains; drop --release (the export then goes "
-                              "to the run dir) or give release_dir=DIR for a variant")
-        return str(releases)
-    if asked and target.is_relative_to(releases):
-        raise ConfigError(f"release_dir={target} is inside releases/; only --release (with the recipe unchanged) "
-                          "publishes there")
-    return str(target) if asked else str(cfg.resolved_run_dir() / "export")
+def finished(cfg: TrainConfig, resume_from: Path | None) -> bool:
+    """Whether the checkpoint resumed from is the run's last epoch, so the run only exports."""
+    return resume_from is not None and json.loads((resume_from / META).read_text())["epoch"] + 1 >= cfg.epochs
 
 
 def earlier_stage(init_from: str | None) -> dict[str, Any] | None:
@@ -205,8 +226,10 @@ def state_digest(state: dict[str, Any]) -> str:
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 over every tensor of the model's state dict: equal digests mean bitwise-equal weights."""
-    return state_digest(model.state_dict())
+    """sha256 of the model.safetensors an export of `model` writes (ltzoo.save_pretrained's bytes): equal digests
+    mean bitwise-equal inference weights, and the digest is the one `sha256sum` gives for the exported file."""
+    weights = {k: v.detach().contiguous().cpu() for k, v in ltzoo.models.inference_state_dict(model).items()}
+    return hashlib.sha256(save(weights, metadata={"format": "pt"})).hexdigest()
 
 
 def hardware(accelerator: Accelerator) -> str:
@@ -243,11 +266,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
+        apply_launcher_precision(cfg, os.environ.get(LAUNCHER_PRECISION))
         entry, tag = registry.resolve(cfg.full_name)
         if entry.dataset != cfg.data.dataset:
             raise ConfigError(f"{cfg.full_name} is a {entry.dataset} entry but data.dataset is {cfg.data.dataset!r}")
-        cfg.release_dir = export_root(cfg, args.config, args.overrides, args.release)
         resume_from = find_resume(cfg, args.resume)
+        export_to = export_dir(cfg, args.config, args.release)
+        if args.release and not args.no_export and not finished(cfg, resume_from):
+            check_overwrite(export_to / cfg.full_name, None, args.force)  # a run that trains: fail before it does
         lock = hold_run_lock(cfg.resolved_run_dir())  # noqa: F841 (held until the process exits)
     except (ConfigError, registry.UnknownModelError) as e:
         raise SystemExit(f"error: {e}") from None
@@ -263,6 +289,9 @@ def main(argv: list[str] | None = None) -> None:
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tb")),
     )
     set_seed(cfg.seed)
+    notice = precision_notice(cfg, os.environ.get(LAUNCHER_PRECISION))
+    if notice:
+        accelerator.print(notice)
     pretrained_cfg = registry.get_pretrained_cfg(cfg.full_name)
     try:
         data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes)
@@ -354,12 +383,17 @@ def main(argv: list[str] | None = None) -> None:
             accelerator.print(f"exporting epoch {selection['epoch']}: best val top-1 ({selection['val_top1']:.2f})")
         else:
             selection = {"on": "last", "epoch": cfg.epochs}
-        out = export_release(accelerator.unwrap_model(model), cfg, args.config, args.overrides, heads_spec=heads_spec,
-                             selection=selection,
+        try:
+            check_overwrite(export_to / cfg.full_name, weights_digest(accelerator.unwrap_model(model)), args.force)
+        except ConfigError as e:
+            raise SystemExit(f"error: {e} (the run's last checkpoint is kept: `--release --force --resume auto` "
+                             "only exports it)") from None
+        out = export_release(accelerator.unwrap_model(model), cfg, args.config, args.overrides,
+                             out=export_to / cfg.full_name, heads_spec=heads_spec, selection=selection,
                              train_seconds=elapsed, history=history,
                              earlier_stage=earlier_stage(cfg.method.get("init_from")),
                              precision=precision_name(accelerator), data_source=data.source)
-        accelerator.print(f"release written to {out}")
+        accelerator.print(f"release written to {out} (model.safetensors sha256 {sha256_file(out / WEIGHTS_NAME)})")
     accelerator.wait_for_everyone()
     accelerator.end_training()  # last: it destroys the process group that wait_for_everyone needs
 

@@ -3,7 +3,8 @@
 Roots are tried in order: an explicit ``root``; ``$LTZOO_DATA``; the shared folder ``../shared/data`` beside the
 checkout; the default ``~/.cache/ltzoo/data`` (where ``download=True`` puts torchvision's files). Each root may hold
 JPEG npz archives (``cifar10_train_jpeg.npz``, ...) or torchvision's layout (``cifar-10-batches-py/``,
-``cifar-100-python/``). Decoded JPEG archives are cached as ``.npy`` under ``~/.cache/ltzoo/decoded/``.
+``cifar-100-python/``). Decoded JPEG archives are cached as ``.npy`` under ``~/.cache/ltzoo/decoded/``
+(or ``$LTZOO_DECODED_CACHE``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ CIFAR_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
 
 SHARED_DATA_DIR: Path = Path(ltzoo.__file__).resolve().parents[1].parent / "shared" / "data"
 DEFAULT_DATA_DIR: Path = Path.home() / ".cache" / "ltzoo" / "data"
-DECODED_CACHE_DIR: Path = Path.home() / ".cache" / "ltzoo" / "decoded"
+# $LTZOO_DECODED_CACHE moves the decoded-archive cache (the test suite points it at a temporary folder)
+DECODED_CACHE_DIR: Path = Path(os.environ.get("LTZOO_DECODED_CACHE") or Path.home() / ".cache" / "ltzoo" / "decoded")
 
 
 class DatasetNotFoundError(FileNotFoundError):
