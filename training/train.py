@@ -251,9 +251,10 @@ def main(argv: list[str] | None = None) -> None:
         entry, tag = registry.resolve(cfg.full_name)
         if entry.dataset != cfg.data.dataset:
             raise ConfigError(f"{cfg.full_name} is a {entry.dataset} entry but data.dataset is {cfg.data.dataset!r}")
+        schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
         resume_from = find_resume(cfg, args.resume)
         lock = hold_run_lock(cfg.resolved_run_dir())  # noqa: F841 (held until the process exits)
-    except (ConfigError, registry.UnknownModelError) as e:
+    except (ValueError, registry.UnknownModelError) as e:  # ConfigError is a ValueError, as the schedule's errors
         raise SystemExit(f"error: {e}") from None
 
     run_dir = cfg.resolved_run_dir()
@@ -271,10 +272,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes)
         method = build_config_method(cfg, data.class_counts)
-        schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     train_loader = data.make_train(method)
+    if len(train_loader) == 0:  # a method that drops the last smaller batch (DSCL) has no step on fewer images
+        raise SystemExit(f"error: the {int(data.class_counts.sum())} training images make no full batch of "
+                         f"{cfg.data.batch_size} for {cfg.method['name']} (it drops the last smaller batch); "
+                         "lower data.batch_size or raise data.subset")
 
     try:
         model = build_training_model(cfg, method)
