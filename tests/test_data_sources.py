@@ -3,11 +3,12 @@
 import hashlib
 import io
 import os
+import pickle
 
 import numpy as np
 import PIL
 import pytest
-from fixtures import lossless_refs, make_cifar10_folder, make_cifar100_folder, shared_file
+from fixtures import lossless_refs, make_cifar10_root, make_cifar100_root, shared_file
 from PIL import Image
 
 from ltzoo.data import sources
@@ -70,18 +71,38 @@ def test_shared_cifar10_test_is_balanced_and_says_it_is_grouped_by_class():
     assert "grouped by class" in data.source
 
 
-def test_torchvision_layout_loads_the_real_cifar100_images_bit_exactly(tmp_path):
+def test_a_cifar100_archive_loads_the_real_images_bit_exactly(tmp_path):
     refs = lossless_refs()
-    data = load_cifar("cifar100", train=False, root=make_cifar100_folder(tmp_path))
+    data = load_cifar("cifar100", train=False, root=make_cifar100_root(tmp_path))
     np.testing.assert_array_equal(data.images, refs["cifar100_test_first20_x"])
     np.testing.assert_array_equal(data.labels, refs["cifar100_test_first20_fine_y"])
     assert len(data.class_names) == 100 and data.class_names[data.labels[0]] == "mountain"
-    assert "torchvision layout" in data.source
+
+
+def torchvision_folder_of_pickles(root, marker):
+    """``root/cifar-10-batches-py/`` with every file present, each a pickle that would create ``marker``."""
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+        (folder / name).write_bytes(pickle.dumps(Payload()))
+    return root
+
+
+def test_a_torchvision_folder_that_is_not_the_official_files_is_refused_unread(tmp_path):
+    root = torchvision_folder_of_pickles(tmp_path / "data", tmp_path / "executed")
+    with pytest.raises(DatasetNotFoundError, match="torchvision layout refused: data_batch_1, .* official CIFAR"):
+        load_cifar("cifar10", train=True, root=root)
+    assert not (tmp_path / "executed").exists()
 
 
 def test_ltzoo_data_comes_before_the_shared_folder(tmp_path, monkeypatch):
     shared_file("cifar10_test_jpeg.npz")
-    monkeypatch.setenv("LTZOO_DATA", str(make_cifar10_folder(tmp_path)))
+    monkeypatch.setenv("LTZOO_DATA", str(make_cifar10_root(tmp_path)))
     data = load_cifar("cifar10", train=False)
     assert len(data.labels) == 20 and str(tmp_path) in data.source
 
@@ -107,10 +128,10 @@ def test_missing_data_is_one_error_listing_every_place_and_the_fixes(isolated_ro
 
 
 def test_an_incomplete_torchvision_folder_names_the_missing_files(tmp_path):
-    root = make_cifar100_folder(tmp_path)
-    (root / "cifar-100-python" / "meta").unlink()
-    with pytest.raises(DatasetNotFoundError, match="missing meta"):
-        load_cifar("cifar100", train=True, root=root)
+    root = torchvision_folder_of_pickles(tmp_path / "data", tmp_path / "executed")
+    (root / "cifar-10-batches-py" / "batches.meta").unlink()
+    with pytest.raises(DatasetNotFoundError, match="missing batches.meta"):
+        load_cifar("cifar10", train=True, root=root)
 
 
 def test_unknown_dataset_is_rejected():

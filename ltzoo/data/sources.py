@@ -3,7 +3,8 @@
 Roots are tried in order: an explicit ``root``; ``$LTZOO_DATA``; the shared folder ``../shared/data`` beside the
 checkout; the default ``~/.cache/ltzoo/data`` (where ``download=True`` puts torchvision's files). Each root may hold
 JPEG npz archives (``cifar10_train_jpeg.npz``, ...) or torchvision's layout (``cifar-10-batches-py/``,
-``cifar-100-python/``). Decoded JPEG archives are cached as ``.npy`` under ``~/.cache/ltzoo/decoded/``.
+``cifar-100-python/``), whose pickles are read only when every file has the official md5 (else the layout is
+refused). Decoded JPEG archives are cached as ``.npy`` under ``~/.cache/ltzoo/decoded/``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import PIL
 from PIL import Image
 from torchvision.datasets import CIFAR10, CIFAR100
+from torchvision.datasets.utils import check_integrity
 
 import ltzoo
 
@@ -51,26 +53,7 @@ class CifarArrays:
     source: str
 
 
-class _LocalCIFAR10(CIFAR10):
-    """torchvision's CIFAR-10 reader without the per-file md5 check, so re-created local copies load too.
-
-    The md5 of the downloaded archive is still checked by ``CIFAR10(download=True)``.
-    """
-
-    train_list = [[name, None] for name, _ in CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in CIFAR10.test_list]
-    meta = {**CIFAR10.meta, "md5": None}
-
-
-class _LocalCIFAR100(CIFAR100):
-    """torchvision's CIFAR-100 reader without the per-file md5 check (see ``_LocalCIFAR10``)."""
-
-    train_list = [[name, None] for name, _ in CIFAR100.train_list]
-    test_list = [[name, None] for name, _ in CIFAR100.test_list]
-    meta = {**CIFAR100.meta, "md5": None}
-
-
-_TORCHVISION = {"cifar10": (CIFAR10, _LocalCIFAR10), "cifar100": (CIFAR100, _LocalCIFAR100)}
+_TORCHVISION = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 
 
 def shared_data_dir() -> Path | None:
@@ -96,7 +79,7 @@ def load_cifar(dataset: str, train: bool, root: str | Path | None = None, downlo
     if download:
         target = _download_root(root)
         try:
-            _TORCHVISION[dataset][0](str(target), train=train, download=True)
+            _TORCHVISION[dataset](str(target), train=train, download=True)
         except (OSError, RuntimeError) as error:
             looked.append(f"download into {target} failed: {error}")
             raise DatasetNotFoundError(_not_found_message(dataset, split, looked)) from None
@@ -135,20 +118,26 @@ def _load_from_root(dataset: str, split: str, root: Path, looked: list[str]) -> 
     if archive.is_file():
         return _load_jpeg_archive(archive)
     looked.append(f"{archive} (no such file)")
-    folder = root / _TORCHVISION[dataset][0].base_folder
-    reader = _TORCHVISION[dataset][1]
-    needed = [name for name, _ in reader.train_list + reader.test_list] + [reader.meta["filename"]]
-    missing = [name for name in needed if not (folder / name).is_file()]
-    if not missing:
-        return _load_torchvision_folder(dataset, split, root)
-    what = "no such folder" if not folder.is_dir() else f"missing {', '.join(missing)}"
-    looked.append(f"{folder}/ (torchvision layout: {what})")
-    return None
+    reader = _TORCHVISION[dataset]
+    folder = root / reader.base_folder
+    needed = reader.train_list + reader.test_list + [[reader.meta["filename"], reader.meta["md5"]]]
+    missing = [name for name, _ in needed if not (folder / name).is_file()]
+    if missing:
+        what = "no such folder" if not folder.is_dir() else f"missing {', '.join(missing)}"
+        looked.append(f"{folder}/ (torchvision layout: {what})")
+        return None
+    altered = [name for name, md5 in needed if not check_integrity(str(folder / name), md5)]
+    if altered:
+        looked.append(f"{folder}/ (torchvision layout refused: {', '.join(altered)} differ from the official CIFAR "
+                      "files' md5; these are pickles, read only when they are the official ones)")
+        return None
+    return _load_torchvision_folder(dataset, split, root)
 
 
 def _load_torchvision_folder(dataset: str, split: str, root: Path) -> CifarArrays:
-    """Read torchvision's pickled CIFAR layout with torchvision's own dataset class."""
-    data = _TORCHVISION[dataset][1](str(root), train=split == "train")
+    """Read torchvision's CIFAR layout, whose files were just checked against the official md5s, with torchvision's
+    own dataset class (it unpickles them, and checks the md5s again)."""
+    data = _TORCHVISION[dataset](str(root), train=split == "train")
     return CifarArrays(
         images=np.ascontiguousarray(data.data, dtype=np.uint8),
         labels=np.asarray(data.targets, dtype=np.int64),
@@ -217,7 +206,7 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
 def _not_found_message(dataset: str, split: str, looked: list[str]) -> str:
     """The one error message for a dataset found nowhere: every place looked, then how to provide it."""
     places = "\n".join(f"  - {place}" for place in looked)
-    folder = _TORCHVISION[dataset][0].base_folder
+    folder = _TORCHVISION[dataset].base_folder
     return (
         f"{dataset} {split} split not found. Looked in:\n{places}\n"
         f"Provide it in one of these ways: pass root=<folder holding {folder}/ or {dataset}_{split}_jpeg.npz>; "
