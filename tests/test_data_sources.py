@@ -24,6 +24,12 @@ def isolated_roots(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Decoded images cached under tmp_path, not in the user's ~/.cache."""
+    monkeypatch.setattr(sources, "DECODED_CACHE_DIR", tmp_path / "decoded")
+
+
 def _jpeg_archive(path, images, labels):
     """Write a JPEG npz archive in the shared format (keys jpeg, offsets, y, class_names)."""
     blobs = []
@@ -71,7 +77,7 @@ def test_shared_cifar10_test_is_balanced_and_says_it_is_grouped_by_class():
     assert "grouped by class" in data.source
 
 
-def test_a_cifar100_archive_loads_the_real_images_bit_exactly(tmp_path):
+def test_a_cifar100_archive_loads_the_real_images_bit_exactly(tmp_path, private_cache):
     refs = lossless_refs()
     data = load_cifar("cifar100", train=False, root=make_cifar100_root(tmp_path))
     np.testing.assert_array_equal(data.images, refs["cifar100_test_first20_x"])
@@ -100,7 +106,7 @@ def test_a_torchvision_folder_that_is_not_the_official_files_is_refused_unread(t
     assert not (tmp_path / "executed").exists()
 
 
-def test_ltzoo_data_comes_before_the_shared_folder(tmp_path, monkeypatch):
+def test_ltzoo_data_comes_before_the_shared_folder(tmp_path, monkeypatch, private_cache):
     shared_file("cifar10_test_jpeg.npz")
     monkeypatch.setenv("LTZOO_DATA", str(make_cifar10_root(tmp_path)))
     data = load_cifar("cifar10", train=False)
@@ -162,3 +168,47 @@ def test_a_changed_archive_is_decoded_again(isolated_roots, monkeypatch):
     os.utime(archive, ns=(before + 10**9, before + 10**9))
     reloaded = load_cifar("cifar10", train=False, root=isolated_roots)
     assert np.abs(reloaded.images[0].astype(int) - images[-1]).mean() < 10
+
+
+# --- a damaged archive is one error naming the file (and the image) ------------------------------------------------
+
+def archive_of_ten(root):
+    """``root/cifar10_test_jpeg.npz``: 10 real test images, as JPEG, with labels 0 and 1 (of class names a and b)."""
+    images = lossless_refs()["cifar10_test_first20_x"][:10]
+    _jpeg_archive(root / "cifar10_test_jpeg.npz", images, np.arange(10) % 2)
+    with np.load(root / "cifar10_test_jpeg.npz") as z:
+        return {key: z[key] for key in z.files}
+
+
+def test_a_truncated_archive_is_an_error_naming_it(isolated_roots, private_cache):
+    archive_of_ten(isolated_roots)
+    path = isolated_roots / "cifar10_test_jpeg.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(sources.DataFileError, match=f"{path} is not a readable npz archive"):
+        load_cifar("cifar10", train=False, root=isolated_roots)
+
+
+def test_an_image_that_does_not_decode_is_an_error_naming_its_index(isolated_roots, private_cache):
+    arrays = archive_of_ten(isolated_roots)
+    start, stop = arrays["offsets"][6], arrays["offsets"][7]
+    arrays["jpeg"][start:stop] = 0  # image 6's bytes destroyed
+    np.savez(isolated_roots / "cifar10_test_jpeg.npz", **arrays)
+    with pytest.raises(sources.DataFileError, match="cifar10_test_jpeg.npz: image 6 does not decode"):
+        load_cifar("cifar10", train=False, root=isolated_roots)
+
+
+def test_an_archive_without_a_key_is_an_error_naming_it(isolated_roots, private_cache):
+    arrays = archive_of_ten(isolated_roots)
+    del arrays["y"]
+    np.savez(isolated_roots / "cifar10_test_jpeg.npz", **arrays)
+    with pytest.raises(sources.DataFileError, match=r"lacks the key\(s\) \['y'\]"):
+        load_cifar("cifar10", train=False, root=isolated_roots)
+
+
+def test_labels_out_of_range_are_an_error_before_anything_decodes(isolated_roots, monkeypatch, private_cache):
+    arrays = archive_of_ten(isolated_roots)
+    arrays["y"][3] = 2  # two class names in the archive: 0 and 1 are the valid labels
+    np.savez(isolated_roots / "cifar10_test_jpeg.npz", **arrays)
+    monkeypatch.setattr(sources, "_decode_jpegs", lambda *a: pytest.fail("decoded before the labels were checked"))
+    with pytest.raises(sources.DataFileError, match=r"label 2 of image 3 is outside \[0, 2\) \(1 such labels\)"):
+        load_cifar("cifar10", train=False, root=isolated_roots)

@@ -13,6 +13,8 @@ import io
 import os
 import tempfile
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import ltzoo
 __all__ = [
     "CIFAR_DATASETS",
     "CifarArrays",
+    "DataFileError",
     "DatasetNotFoundError",
     "load_cifar",
     "shared_data_dir",
@@ -41,6 +44,11 @@ DECODED_CACHE_DIR: Path = Path.home() / ".cache" / "ltzoo" / "decoded"
 
 class DatasetNotFoundError(FileNotFoundError):
     """Raised when a dataset is in none of the places looked; the message lists them and how to fix it."""
+
+
+class DataFileError(ValueError):
+    """A data file that is there but cannot be used (truncated, a key or an image missing or unreadable, labels out
+    of range); the message names the file and, where one is to blame, the image index."""
 
 
 @dataclass
@@ -146,12 +154,26 @@ def _load_torchvision_folder(dataset: str, split: str, root: Path) -> CifarArray
     )
 
 
+ARCHIVE_KEYS = ("jpeg", "offsets", "y", "class_names")
+
+
 def _load_jpeg_archive(archive: Path) -> CifarArrays:
-    """Load a JPEG npz archive (keys jpeg, offsets, y, class_names), decoding through the .npy cache."""
-    with np.load(archive) as z:
-        labels = z["y"].astype(np.int64)
-        class_names = [str(name) for name in z["class_names"]]
-        images = _cached_decode(archive, z)
+    """Load a JPEG npz archive (keys jpeg, offsets, y, class_names), decoding through the .npy cache; a damaged
+    archive is a DataFileError naming it (and the image, for one that does not decode)."""
+    try:
+        with np.load(archive) as z:
+            missing = [key for key in ARCHIVE_KEYS if key not in z.files]
+            if missing:
+                raise DataFileError(f"{archive} lacks the key(s) {missing}; a CIFAR archive holds {list(ARCHIVE_KEYS)}")
+            labels = z["y"].astype(np.int64)
+            class_names = [str(name) for name in z["class_names"]]
+            offsets = z["offsets"]
+            _check_layout(archive, labels, len(class_names), offsets)
+            images = _cached_decode(archive, z, offsets)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
+        if isinstance(e, DataFileError):
+            raise
+        raise DataFileError(f"{archive} is not a readable npz archive ({e}); replace it with an intact copy") from None
     order = "grouped by class, not the canonical order; " if archive.name.endswith("_test_jpeg.npz") else ""
     return CifarArrays(
         images=images,
@@ -161,12 +183,24 @@ def _load_jpeg_archive(archive: Path) -> CifarArrays:
     )
 
 
-def _cached_decode(archive: Path, z: np.lib.npyio.NpzFile) -> np.ndarray:
+def _check_layout(archive: Path, labels: np.ndarray, num_classes: int, offsets: np.ndarray) -> None:
+    """Labels within [0, classes) and one increasing offset more than there are labels, before anything decodes."""
+    out_of_range = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if out_of_range.size:
+        i = int(out_of_range[0])
+        raise DataFileError(f"{archive}: label {int(labels[i])} of image {i} is outside [0, {num_classes}) "
+                            f"({out_of_range.size} such labels)")
+    if offsets.shape != (len(labels) + 1,) or np.any(np.diff(offsets) <= 0) or offsets[0] != 0:
+        raise DataFileError(f"{archive}: offsets must be {len(labels) + 1} increasing byte positions from 0, one per "
+                            "image and the end")
+
+
+def _cached_decode(archive: Path, z: np.lib.npyio.NpzFile, offsets: np.ndarray) -> np.ndarray:
     """Decoded images of ``archive``, from the .npy cache keyed by name, size, mtime and Pillow version."""
     stat = archive.stat()
     key = f"{archive.stem}-{stat.st_size}-{stat.st_mtime_ns}-pillow{PIL.__version__}.npy"
     cached = DECODED_CACHE_DIR / key
-    num_images = len(z["offsets"]) - 1
+    num_images = len(offsets) - 1
     if cached.is_file():
         try:
             images = np.load(cached)
@@ -174,17 +208,25 @@ def _cached_decode(archive: Path, z: np.lib.npyio.NpzFile) -> np.ndarray:
             images = None
         if images is not None and images.shape == (num_images, 32, 32, 3) and images.dtype == np.uint8:
             return images
-    images = _decode_jpegs(z["jpeg"], z["offsets"])
+    images = _decode_jpegs(archive, z["jpeg"], offsets)
     _atomic_save(cached, images)
     return images
 
 
-def _decode_jpegs(buffer: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def _decode_jpegs(archive: Path, buffer: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Decode image i = ``buffer[offsets[i]:offsets[i+1]]`` with Pillow into (N, 32, 32, 3) uint8 RGB."""
-    return np.stack([
-        np.asarray(Image.open(io.BytesIO(buffer[start:stop].tobytes())).convert("RGB"))
-        for start, stop in zip(offsets[:-1], offsets[1:])
-    ])
+    if offsets[-1] > len(buffer):
+        raise DataFileError(f"{archive}: the images end at byte {int(offsets[-1])} but jpeg holds {len(buffer)}")
+    images = []
+    for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
+        try:
+            image = np.asarray(Image.open(io.BytesIO(buffer[start:stop].tobytes())).convert("RGB"))
+        except (OSError, ValueError) as e:
+            raise DataFileError(f"{archive}: image {i} does not decode ({e})") from None
+        if image.shape != (32, 32, 3):
+            raise DataFileError(f"{archive}: image {i} is {image.shape[1]}x{image.shape[0]}, not 32x32")
+        images.append(image)
+    return np.stack(images)
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
