@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         args.amp = None
     try:
         args.func(args)
-    except (registry.UnknownModelError, WeightsError, FileNotFoundError, ValueError) as e:
+    except (registry.UnknownModelError, WeightsError, OSError, ValueError) as e:  # OSError: files, images, ports
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

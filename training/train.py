@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ltzoo  # noqa: E402
 from ltzoo import registry  # noqa: E402
+from ltzoo.data.splits import ImageReadError  # noqa: E402
 from ltzoo.evaluate import evaluate  # noqa: E402
 from ltzoo.methods import TrainingMethod, build_method  # noqa: E402
 from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
@@ -375,4 +376,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ImageReadError as e:  # a listed image that a data worker could not read mid-run: its one line, no traceback
+        raise SystemExit(f"error: {e}") from None
