@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
         data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes)
         method = build_config_method(cfg, data.class_counts)
     except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+        explain = getattr(e, "explain", None)  # DatasetNotFoundError: its fixes in a training config's terms
+        raise SystemExit(f"error: {explain('set data.root=<folder>') if explain else e}") from None
     train_loader = data.make_train(method)
     if len(train_loader) == 0:  # a method that drops the last smaller batch (DSCL) has no step on fewer images
         raise SystemExit(f"error: the {int(data.class_counts.sum())} training images make no full batch of "

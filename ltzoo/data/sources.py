@@ -43,7 +43,24 @@ DECODED_CACHE_DIR: Path = Path.home() / ".cache" / "ltzoo" / "decoded"
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """Raised when a dataset is in none of the places looked; the message lists them and how to fix it."""
+    """Raised when a dataset is in none of the places looked; the message lists them and how to fix it, in the
+    Python API's terms; `explain` words the fix for another caller (the CLI's --data-dir, a config's data.root)."""
+
+    def __init__(self, dataset: str, split: str, looked: list[str]) -> None:
+        self.dataset, self.split, self.looked = dataset, split, looked
+        super().__init__(self.explain("pass root=<folder>", "or pass download=True to fetch torchvision's copy"))
+
+    def explain(self, root_option: str, download: str | None = None) -> str:
+        """Every place looked, then the fixes: `root_option` names a data root the caller's way; `download` is
+        the caller's way to fetch the data, where it has one."""
+        places = "\n".join(f"  - {place}" for place in self.looked)
+        folder = _TORCHVISION[self.dataset].base_folder
+        return (
+            f"{self.dataset} {self.split} split not found. Looked in:\n{places}\n"
+            f"Provide it in one of these ways: {root_option} holding {folder}/ or "
+            f"{self.dataset}_{self.split}_jpeg.npz; set LTZOO_DATA to such a folder"
+            + (f"; {download}." if download else ".")
+        )
 
 
 class DataFileError(ValueError):
@@ -90,11 +107,11 @@ def load_cifar(dataset: str, train: bool, root: str | Path | None = None, downlo
             _TORCHVISION[dataset](str(target), train=train, download=True)
         except (OSError, RuntimeError) as error:
             looked.append(f"download into {target} failed: {error}")
-            raise DatasetNotFoundError(_not_found_message(dataset, split, looked)) from None
+            raise DatasetNotFoundError(dataset, split, looked) from None
         found = _load_from_root(dataset, split, target, looked)
         if found is not None:
             return found
-    raise DatasetNotFoundError(_not_found_message(dataset, split, looked))
+    raise DatasetNotFoundError(dataset, split, looked)
 
 
 def _candidate_roots(root: str | Path | None) -> list[Path]:
@@ -243,14 +260,3 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
             Path(tmp_name).unlink(missing_ok=True)
         warnings.warn(f"could not cache decoded images at {path} ({error}); they will be decoded again next time",
                       stacklevel=3)
-
-
-def _not_found_message(dataset: str, split: str, looked: list[str]) -> str:
-    """The one error message for a dataset found nowhere: every place looked, then how to provide it."""
-    places = "\n".join(f"  - {place}" for place in looked)
-    folder = _TORCHVISION[dataset].base_folder
-    return (
-        f"{dataset} {split} split not found. Looked in:\n{places}\n"
-        f"Provide it in one of these ways: pass root=<folder holding {folder}/ or {dataset}_{split}_jpeg.npz>; "
-        f"set LTZOO_DATA to such a folder; or pass download=True to fetch torchvision's copy."
-    )
