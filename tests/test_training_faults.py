@@ -8,6 +8,7 @@ every file, the folder and the rename of a checkpoint end in one, so the n-th ca
 
 from __future__ import annotations
 
+import ast
 import os
 import pickle
 import shutil
@@ -131,3 +132,24 @@ def test_resuming_a_dscl_run_restores_its_queue_and_never_opens_a_planted_pickle
     lines = [line for line in straight.stdout.splitlines() if method_digest in line or "final weights" in line]
     assert lines and lines == [line for line in resumed.stdout.splitlines()
                                if method_digest in line or "final weights" in line]
+
+
+def test_the_documented_launch_command_shows_a_config_error_as_one_line_without_the_launchers_traceback(
+        tmp_path: Path):
+    """train.py's docstring gives the command; accelerate's launcher adds a CalledProcessError traceback after a
+    non-zero exit unless the command quiets it."""
+    documented = train_module_doc().split("`")[1]  # accelerate launch ... training/train.py --config <...> [k=v ...]
+    launch = documented.split(" training/train.py")[0].split()
+    assert launch[:2] == ["accelerate", "launch"]
+    command = [str(Path(sys.executable).with_name("accelerate")), "launch", *launch[2:], "--num_processes", "1",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               *train_command(CE_CIFAR10, "data.batchsize=64", run_dir=tmp_path / "run")[1:]]
+    result = subprocess.run(command, cwd=ROOT, env={**_env(), "ACCELERATE_USE_CPU": "1"}, capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert result.returncode != 0
+    assert "error: unknown key(s) ['data.batchsize']" in result.stderr, explain(result)
+    assert "Traceback" not in result.stderr and "CalledProcessError" not in result.stderr, explain(result)
+
+
+def train_module_doc() -> str:
+    return ast.get_docstring(ast.parse((ROOT / "training" / "train.py").read_text()))

@@ -1,7 +1,11 @@
-"""Rebuild a zoo entry: `accelerate launch training/train.py --config training/configs/<name>.<tag>.yaml [k=v ...]`.
+"""Rebuild a zoo entry: `accelerate launch -q training/train.py --config training/configs/<name>.<tag>.yaml [k=v ...]`.
 
 Thin by design: config in, objects from ltzoo, an accelerate loop with per-epoch checkpoints and exact resume,
 TensorBoard and tqdm, then a final `ltzoo validate` and the export to `releases/<name>.<tag>/`.
+
+A run that cannot train stops with one `error: ...` line and a non-zero status. `accelerate launch` follows any
+non-zero status with its own CalledProcessError traceback (it cannot tell a user error from a crash) unless given
+`-q`/`--quiet`, which leaves train.py's own output, tracebacks of real crashes included, as it is.
 """
 
 from __future__ import annotations
