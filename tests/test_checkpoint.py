@@ -201,3 +201,36 @@ def test_resume_from_a_named_damaged_checkpoint_is_an_error_naming_the_file(tmp_
     (tmp_path / "epoch_0000" / "optimizer.safetensors").unlink()
     with pytest.raises(ConfigError, match="optimizer.safetensors is missing"):
         find_resume(cfg, str(tmp_path / "epoch_0000"))
+
+
+def test_a_checkpoint_of_accelerates_format_converts_and_restores_exactly(tmp_path: Path):
+    """What an older train.py wrote (accelerate's save_state plus meta.json) becomes a current checkpoint holding
+    the same weights, optimizer state, method state and random generators."""
+    from accelerate import Accelerator
+
+    from training.convert_checkpoint import convert
+
+    accelerator = Accelerator(cpu=True)
+    model, optimizer = accelerator.prepare(*trained_pair(0))
+    method = QueueMethod()
+    method.state = {"queue": torch.randn(4, 2), "pointer": torch.tensor(3)}
+    accelerator.register_for_checkpointing(method)
+    ckpt = tmp_path / "checkpoints" / "epoch_0000"
+    random.seed(5)
+    accelerator.save_state(str(ckpt))
+    (ckpt / "meta.json").write_text(json.dumps({"epoch": 0, "fingerprint": "f", "config_path": "c.yaml"}))
+    draws = (random.random(), np.random.rand(), torch.rand(1))
+
+    convert(ckpt)
+    assert sorted(p.name for p in ckpt.iterdir()) == ["meta.json", "method.safetensors", "model.safetensors",
+                                                      "optimizer.safetensors", "rng_0.safetensors"]
+    fresh_model, fresh_optimizer = trained_pair(seed=7)
+    fresh_method = QueueMethod()
+    checkpoint.restore(ckpt, fresh_model, fresh_optimizer, fresh_method, 0, 1, "cpu")
+    assert all(torch.equal(a, b) for a, b in zip(fresh_model.state_dict().values(), model.state_dict().values()))
+    assert fresh_optimizer.state_dict()["state"].keys() == optimizer.state_dict()["state"].keys()
+    assert all(torch.equal(fresh_optimizer.state_dict()["state"][k]["momentum_buffer"], v["momentum_buffer"])
+               for k, v in optimizer.state_dict()["state"].items())
+    assert torch.equal(fresh_method.state["queue"], method.state["queue"])
+    assert (random.random(), np.random.rand(), torch.rand(1)) == draws
+    assert checkpoint.read_meta(ckpt)["epoch"] == 0

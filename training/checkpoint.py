@@ -179,7 +179,8 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
     required = ("epoch", "fingerprint", "files", "world_size")
     if not isinstance(meta, dict) or not all(key in meta for key in required):
         raise CheckpointError(f"{META} lacks {[k for k in required if not isinstance(meta, dict) or k not in meta]} "
-                              "(a checkpoint of an older ltzoo, which pickled its states, is not loaded)")
+                              "(a checkpoint of an older ltzoo, which pickled its states, is not loaded; "
+                              "training/convert_checkpoint.py converts it)")
     for name, expected in meta["files"].items():
         if not (ckpt / name).is_file():
             raise CheckpointError(f"{name} is missing")
