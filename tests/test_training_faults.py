@@ -19,7 +19,18 @@ from pathlib import Path
 
 import pytest
 import test_training
-from test_training import CONFIGS, ROOT, TIMEOUT, _env, checkpoint, digests, explain, train, train_command
+from test_training import (
+    CONFIGS,
+    ROOT,
+    TIMEOUT,
+    _env,
+    assert_stopped_early,
+    checkpoint,
+    digests,
+    explain,
+    train,
+    train_command,
+)
 
 tiny_cifar_root = test_training.tiny_cifar_root  # the module-scoped fixture: a CIFAR-10 root with a small test split
 
@@ -153,3 +164,11 @@ def test_the_documented_launch_command_shows_a_config_error_as_one_line_without_
 
 def train_module_doc() -> str:
     return ast.get_docstring(ast.parse((ROOT / "training" / "train.py").read_text()))
+
+
+def test_a_dscl_run_with_fewer_images_than_one_batch_stops_before_training(tmp_path: Path, tiny_cifar_root: Path):
+    """DSCL drops the last smaller batch: 16 images at batch 32 make no step at all."""
+    result = train(DSCL_CIFAR10, "data.subset=16", "data.batch_size=32", f"data.root={tiny_cifar_root}",
+                   "--no-export", run_dir=tmp_path / "run")
+    assert_stopped_early(result, tmp_path / "run", "error: the 16 training images make no full batch of 32 for dscl",
+                         "lower data.batch_size or raise data.subset")
