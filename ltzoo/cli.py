@@ -68,9 +68,9 @@ def cmd_validate(args: argparse.Namespace) -> None:
             print(f"serving {len(hub.repo_ids)} release(s) from {args.local_hub} at {hub.endpoint}", file=sys.stderr)
         pretrained = args.pretrained or args.checkpoint is None
         result = validate(
-            args.name, pretrained=pretrained, checkpoint=args.checkpoint, data_dir=args.data_dir, split=args.split,
-            batch_size=args.batch_size, flip=args.flip, amp=default_amp() if args.amp == "auto" else args.amp,
-            json_out=args.json, plot=args.plot,
+            args.name, pretrained=pretrained, checkpoint=weights_file(args.checkpoint), data_dir=args.data_dir,
+            split=args.split, batch_size=args.batch_size, flip=args.flip,
+            amp=default_amp() if args.amp == "auto" else args.amp, json_out=args.json, plot=args.plot,
         )
     print(result.format_report(f"{args.name} ({args.split})"))
     if args.json:
@@ -79,13 +79,25 @@ def cmd_validate(args: argparse.Namespace) -> None:
         print(f"plot written to {args.plot}")
 
 
+def weights_file(checkpoint: str | None) -> str | None:
+    """The file `--checkpoint` names: a .safetensors file as given, or the model.safetensors of a release folder."""
+    if checkpoint is None or not Path(checkpoint).is_dir():
+        return checkpoint
+    inside = Path(checkpoint) / "model.safetensors"
+    if not inside.is_file():
+        raise FileNotFoundError(f"{checkpoint} is a folder without model.safetensors; pass --checkpoint a "
+                                ".safetensors file or a release folder (releases/<name>.<tag>/) that holds one")
+    return str(inside)
+
+
 def cmd_cam(args: argparse.Namespace) -> None:
     from .cam_overlay import cifar_test_images, load_image_files, save_cam_overlays
     from .factory import create_model
 
     entry, _ = registry.resolve(args.name)
     cfg = registry.get_pretrained_cfg(args.name)
-    model = create_model(args.name, pretrained=args.checkpoint is None, checkpoint_path=args.checkpoint).eval()
+    model = create_model(args.name, pretrained=args.checkpoint is None,
+                         checkpoint_path=weights_file(args.checkpoint)).eval()
     if args.images:
         images, labels, names = load_image_files(args.images, tuple(cfg["input_size"][1:])), None, None
     else:
@@ -134,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     weights = s.add_mutually_exclusive_group()
     weights.add_argument("--pretrained", action="store_true", help="published weights from the Hub (the default)")
-    weights.add_argument("--checkpoint", help="a local .safetensors file")
+    weights.add_argument("--checkpoint", help="a local .safetensors file, or a release folder holding one")
     s.add_argument("--data-dir", help="dataset root (default: LTZOO_DATA, ../shared/data, torchvision's folder)")
     s.add_argument("--split", choices=("test", "val"), default="test")
     s.add_argument("--batch-size", type=int, default=256)
@@ -149,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("cam", help="draw CAM overlays with the SMCL mask box to PNG")
     s.add_argument("name")
-    s.add_argument("--checkpoint", help="a local .safetensors file (default: the published weights)")
+    s.add_argument("--checkpoint", help="a local .safetensors file or release folder (default: the published weights)")
     s.add_argument("--index", type=int, nargs="+", default=[0, 1, 2, 3], help="CIFAR-LT test-set indices")
     s.add_argument("--images", nargs="+", help="image files instead (CAM of the prediction)")
     s.add_argument("--data-dir", help="dataset root (default: LTZOO_DATA, ../shared/data, torchvision's folder)")
@@ -172,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         args.amp = None
     try:
         args.func(args)
-    except (registry.UnknownModelError, WeightsError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (registry.UnknownModelError, WeightsError, OSError, ValueError) as e:  # OSError: files, images, ports
+        explain = getattr(e, "explain", None)  # DatasetNotFoundError: its fixes in this CLI's terms
+        print(f"error: {explain('pass --data-dir <folder>') if explain else e}", file=sys.stderr)
         return 2
     return 0
 

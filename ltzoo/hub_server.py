@@ -7,18 +7,34 @@ Each release folder `<releases>/<repo>/` becomes a git repo (branch main) under 
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
 from .registry import hub_namespace
 
 STARTUP_TIMEOUT_S = 30.0
+
+
+class HubServerError(OSError):
+    """The local Hub cannot serve: olah missing, the port taken, or olah not answering as this hub on it."""
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:`port` now (a bind test, as olah's own bind will do)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:
@@ -67,7 +83,7 @@ class LocalHub:
         workdir: str | Path | None = None,
     ) -> None:
         if importlib.util.find_spec("olah") is None:
-            raise RuntimeError("the local Hub needs olah: pip install 'ltzoo[hub]'")
+            raise HubServerError("the local Hub needs olah: pip install 'ltzoo[hub]'")
         self.releases_dir = Path(releases_dir).resolve()
         self.namespace = namespace or hub_namespace()
         self.port = port or free_port()
@@ -101,7 +117,11 @@ class LocalHub:
         return path
 
     def start(self) -> LocalHub:
-        """Mirror the release folders as git repos, start olah on them, wait until its port accepts connections."""
+        """Mirror the release folders as git repos, start olah on them and wait until it answers on its port as this
+        hub (it lists the first mirrored repo): a port another process holds is refused, never reported as served."""
+        if not port_is_free(self.port):
+            raise HubServerError(f"port {self.port} on 127.0.0.1 is in use by another process; pass another --port, "
+                                 "or none for a free one")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.repo_ids = build_mirror(self.releases_dir, self.workdir / "mirrors", self.namespace)
         config = self._write_config()
@@ -113,15 +133,31 @@ class LocalHub:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                log_tail = self.log_file.read_text()[-2000:]
-                raise RuntimeError(f"olah exited with code {self._proc.returncode}:\n{log_tail}")
+                code, log_tail = self._proc.returncode, self.log_file.read_text()[-2000:]
+                self.stop()
+                raise HubServerError(f"olah exited with code {code} on port {self.port}:\n{log_tail}")
+            if self._answers():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise HubServerError(f"olah did not answer on port {self.port} within {STARTUP_TIMEOUT_S:.0f} s; "
+                             f"log: {self.log_file}")
+
+    def _answers(self) -> bool:
+        """Whether this hub's olah answers: the model API knows the first mirrored repo (or, with none, the port
+        accepts connections while the child runs)."""
+        if not self.repo_ids:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
+                return True
             except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"olah did not open port {self.port} within {STARTUP_TIMEOUT_S:.0f} s; log: {self.log_file}")
+                return False
+        try:
+            url = f"{self.endpoint}/api/models/{self.repo_ids[0]}/revision/main"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.loads(response.read()).get("id") == self.repo_ids[0]
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def stop(self) -> None:
         """Terminate olah (kill it if it has not exited after 10 s) and remove its temporary folder."""

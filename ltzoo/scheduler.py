@@ -124,7 +124,25 @@ def build_scheduler(cfg: dict[str, Any], base_lr: float, epochs: int) -> LRSched
                          "optim.lr and epochs the config's epochs)")
     if "epochs" in fields:
         options["epochs"] = epochs
+    _check_ranges(name, options)
     return schedule_cls(base_lr=base_lr, **options)
+
+
+def _check_ranges(name: str, options: dict[str, Any]) -> None:
+    """A schedule's values in range before training starts: a whole warm-up >= 0, milestones >= 0, gammas > 0."""
+    def numbers(key: str) -> list[Any]:
+        value = options.get(key, ())
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    for key, ok, requirement in (("warmup_epochs", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+                                 ("milestones", lambda v: is_number(v) and v >= 0, "numbers >= 0"),
+                                 ("gammas", lambda v: is_number(v) and v > 0, "numbers > 0")):
+        bad = [v for v in numbers(key) if not ok(v) or isinstance(v, bool)]
+        if key in options and bad:
+            raise ValueError(f"schedule {name!r}: {key} must be {requirement}, got {options[key]!r}")
 
 
 def set_lr(optimizer: Optimizer, lr: float) -> None:

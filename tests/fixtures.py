@@ -1,8 +1,8 @@
-"""Builders of tiny on-disk fixtures from real images: torchvision-layout CIFAR folders and a split-file root."""
+"""Builders of tiny on-disk fixtures from real images: CIFAR archives and a split-file root."""
 
 from __future__ import annotations
 
-import pickle
+import io
 from pathlib import Path
 
 import numpy as np
@@ -42,38 +42,36 @@ def lossless_refs() -> dict[str, np.ndarray]:
         return {key: refs[key] for key in refs.files}
 
 
-def _write_pickle(path: Path, content: dict) -> None:
-    """Write one CIFAR pickle as the CIFAR tarballs do (latin1-readable dict)."""
-    with open(path, "wb") as out:
-        pickle.dump(content, out)
+def _lossless_archive(path: Path, images: np.ndarray, labels: np.ndarray, class_names: list[str]) -> None:
+    """An archive in the shared JPEG-archive format (keys jpeg, offsets, y, class_names) holding lossless PNGs, which
+    the reader decodes as it does JPEGs: the real pixels, bit-exact."""
+    blobs = []
+    for image in images:
+        out = io.BytesIO()
+        Image.fromarray(image).save(out, format="PNG")
+        blobs.append(np.frombuffer(out.getvalue(), dtype=np.uint8))
+    offsets = np.concatenate([[0], np.cumsum([len(blob) for blob in blobs])]).astype(np.int64)
+    np.savez(path, jpeg=np.concatenate(blobs), offsets=offsets, y=np.asarray(labels, dtype=np.int64),
+             class_names=np.array(class_names))
 
 
-def _batch(images: np.ndarray, labels: np.ndarray, label_key: str) -> dict:
-    """One CIFAR batch dict: 'data' is (N, 3072) uint8 in channel-major order, as in the original pickles."""
-    return {"data": images.transpose(0, 3, 1, 2).reshape(len(images), -1), label_key: labels.tolist()}
-
-
-def make_cifar100_folder(root: Path) -> Path:
-    """``root/cifar-100-python/`` holding the 20 real CIFAR-100 test images as both ``train`` and ``test``."""
+def make_cifar100_root(root: Path) -> Path:
+    """``root`` holding the 20 real CIFAR-100 test images (fine labels) as both the train and the test archive."""
     refs = lossless_refs()
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    batch = _batch(refs["cifar100_test_first20_x"], refs["cifar100_test_first20_fine_y"], "fine_labels")
-    _write_pickle(folder / "train", batch)
-    _write_pickle(folder / "test", batch)
-    _write_pickle(folder / "meta", {"fine_label_names": CIFAR100_FINE_LABEL_NAMES})
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        _lossless_archive(root / f"cifar100_{split}_jpeg.npz", refs["cifar100_test_first20_x"],
+                          refs["cifar100_test_first20_fine_y"], CIFAR100_FINE_LABEL_NAMES)
     return root
 
 
-def make_cifar10_folder(root: Path) -> Path:
-    """``root/cifar-10-batches-py/`` holding the 20 real CIFAR-10 test images in every batch file."""
+def make_cifar10_root(root: Path) -> Path:
+    """``root`` holding the 20 real CIFAR-10 test images as both the train and the test archive."""
     refs = lossless_refs()
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batch = _batch(refs["cifar10_test_first20_x"], refs["cifar10_test_first20_y"], "labels")
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        _write_pickle(folder / name, batch)
-    _write_pickle(folder / "batches.meta", {"label_names": CIFAR10_LABEL_NAMES})
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        _lossless_archive(root / f"cifar10_{split}_jpeg.npz", refs["cifar10_test_first20_x"],
+                          refs["cifar10_test_first20_y"], CIFAR10_LABEL_NAMES)
     return root
 
 

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from fixtures import make_cifar100_folder, shared_file
+from fixtures import make_cifar100_root, shared_file
 from torchvision import transforms
 
+from ltzoo.data import sources
 from ltzoo.data.cifar import CifarDataset, cifar_lt, img_num_per_cls, long_tailed_indices
 
 COUNT_TABLE = [
@@ -80,15 +81,21 @@ def test_cifar10_lt_test_is_balanced_but_carries_the_train_counts():
     assert data.class_counts.dtype == np.int64 and int(data.class_counts.sum()) == 13996
 
 
-def test_cifar100_lt_test_loads_from_a_torchvision_folder(tmp_path):
-    data = cifar_lt("cifar100", "test", imb_factor=100, root=make_cifar100_folder(tmp_path))
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Decoded images cached under tmp_path, not in the user's ~/.cache."""
+    monkeypatch.setattr(sources, "DECODED_CACHE_DIR", tmp_path / "decoded")
+
+
+def test_cifar100_lt_test_loads_from_a_cifar100_archive(tmp_path, private_cache):
+    data = cifar_lt("cifar100", "test", imb_factor=100, root=make_cifar100_root(tmp_path))
     assert len(data) == 20 and data.num_classes == 100 and len(data.class_names) == 100
     assert int(data.class_counts.sum()) == 10847 and data.class_counts[0] == 500 and data.class_counts[-1] == 5
 
 
-def test_cifar100_lt_train_needs_the_full_training_set(tmp_path):
+def test_cifar100_lt_train_needs_the_full_training_set(tmp_path, private_cache):
     with pytest.raises(ValueError, match="has 20 images.*full 50000-image set"):
-        cifar_lt("cifar100", "train", root=make_cifar100_folder(tmp_path))
+        cifar_lt("cifar100", "train", root=make_cifar100_root(tmp_path))
 
 
 def test_cifar_lt_rejects_an_unknown_split(tmp_path):
@@ -96,8 +103,8 @@ def test_cifar_lt_rejects_an_unknown_split(tmp_path):
         cifar_lt("cifar10", "val", root=tmp_path)
 
 
-def test_cifar_dataset_feeds_a_dataloader(tmp_path):
-    data = cifar_lt("cifar100", "test", root=make_cifar100_folder(tmp_path))
+def test_cifar_dataset_feeds_a_dataloader(tmp_path, private_cache):
+    data = cifar_lt("cifar100", "test", root=make_cifar100_root(tmp_path))
     dataset = CifarDataset(data, transform=transforms.ToTensor())
     images, labels = next(iter(torch.utils.data.DataLoader(dataset, batch_size=4)))
     assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32

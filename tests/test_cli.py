@@ -74,3 +74,44 @@ def test_validating_a_missing_checkpoint_file_says_which_file(capsys: pytest.Cap
     assert main(["validate", "resnet32_ce_cifar10_lt", "--checkpoint", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(missing) in err
+
+
+def test_validating_a_release_folder_as_checkpoint_evaluates_its_weights(capsys: pytest.CaptureFixture[str],
+                                                                         tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "resnet32_ce_cifar10_lt.if100"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"")
+    seen = []
+
+    def recording_validate(name: str, **kwargs: object) -> None:
+        seen.append(kwargs["checkpoint"])
+        raise ValueError("recorded")
+
+    monkeypatch.setattr("ltzoo.validate.validate", recording_validate)
+    assert main(["validate", "resnet32_ce_cifar10_lt.if100", "--checkpoint", str(folder)]) == 2
+    assert seen == [str(folder / "model.safetensors")]
+
+
+def test_a_checkpoint_folder_without_weights_says_what_to_pass(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    assert main(["validate", "resnet32_ce_cifar10_lt", "--checkpoint", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path} is a folder without model.safetensors; pass --checkpoint a "
+                          ".safetensors file or a release folder")
+
+
+def test_missing_data_advice_names_the_cli_flag_not_api_options(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from ltzoo.data import DatasetNotFoundError
+
+    def not_found(*args: object, **kwargs: object) -> None:
+        raise DatasetNotFoundError("cifar10", "test", [f"{tmp_path}/cifar10_test_jpeg.npz (no such file)"])
+
+    monkeypatch.setattr("ltzoo.validate.validate", not_found)
+    assert main(["validate", "resnet32_ce_cifar10_lt", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--data-dir <folder> holding cifar-10-batches-py/ or cifar10_test_jpeg.npz" in err and "LTZOO_DATA" in err
+    for api_only in ("root=", "download=True", "num_classes="):
+        assert api_only not in err

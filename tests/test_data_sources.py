@@ -3,11 +3,12 @@
 import hashlib
 import io
 import os
+import pickle
 
 import numpy as np
 import PIL
 import pytest
-from fixtures import lossless_refs, make_cifar10_folder, make_cifar100_folder, shared_file
+from fixtures import lossless_refs, make_cifar10_root, make_cifar100_root, shared_file
 from PIL import Image
 
 from ltzoo.data import sources
@@ -21,6 +22,12 @@ def isolated_roots(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "SHARED_DATA_DIR", tmp_path / "no-shared")
     monkeypatch.setattr(sources, "DEFAULT_DATA_DIR", tmp_path / "default")
     return tmp_path
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Decoded images cached under tmp_path, not in the user's ~/.cache."""
+    monkeypatch.setattr(sources, "DECODED_CACHE_DIR", tmp_path / "decoded")
 
 
 def _jpeg_archive(path, images, labels):
@@ -70,18 +77,38 @@ def test_shared_cifar10_test_is_balanced_and_says_it_is_grouped_by_class():
     assert "grouped by class" in data.source
 
 
-def test_torchvision_layout_loads_the_real_cifar100_images_bit_exactly(tmp_path):
+def test_a_cifar100_archive_loads_the_real_images_bit_exactly(tmp_path, private_cache):
     refs = lossless_refs()
-    data = load_cifar("cifar100", train=False, root=make_cifar100_folder(tmp_path))
+    data = load_cifar("cifar100", train=False, root=make_cifar100_root(tmp_path))
     np.testing.assert_array_equal(data.images, refs["cifar100_test_first20_x"])
     np.testing.assert_array_equal(data.labels, refs["cifar100_test_first20_fine_y"])
     assert len(data.class_names) == 100 and data.class_names[data.labels[0]] == "mountain"
-    assert "torchvision layout" in data.source
 
 
-def test_ltzoo_data_comes_before_the_shared_folder(tmp_path, monkeypatch):
+def torchvision_folder_of_pickles(root, marker):
+    """``root/cifar-10-batches-py/`` with every file present, each a pickle that would create ``marker``."""
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+        (folder / name).write_bytes(pickle.dumps(Payload()))
+    return root
+
+
+def test_a_torchvision_folder_that_is_not_the_official_files_is_refused_unread(tmp_path):
+    root = torchvision_folder_of_pickles(tmp_path / "data", tmp_path / "executed")
+    with pytest.raises(DatasetNotFoundError, match="torchvision layout refused: data_batch_1, .* official CIFAR"):
+        load_cifar("cifar10", train=True, root=root)
+    assert not (tmp_path / "executed").exists()
+
+
+def test_ltzoo_data_comes_before_the_shared_folder(tmp_path, monkeypatch, private_cache):
     shared_file("cifar10_test_jpeg.npz")
-    monkeypatch.setenv("LTZOO_DATA", str(make_cifar10_folder(tmp_path)))
+    monkeypatch.setenv("LTZOO_DATA", str(make_cifar10_root(tmp_path)))
     data = load_cifar("cifar10", train=False)
     assert len(data.labels) == 20 and str(tmp_path) in data.source
 
@@ -107,10 +134,10 @@ def test_missing_data_is_one_error_listing_every_place_and_the_fixes(isolated_ro
 
 
 def test_an_incomplete_torchvision_folder_names_the_missing_files(tmp_path):
-    root = make_cifar100_folder(tmp_path)
-    (root / "cifar-100-python" / "meta").unlink()
-    with pytest.raises(DatasetNotFoundError, match="missing meta"):
-        load_cifar("cifar100", train=True, root=root)
+    root = torchvision_folder_of_pickles(tmp_path / "data", tmp_path / "executed")
+    (root / "cifar-10-batches-py" / "batches.meta").unlink()
+    with pytest.raises(DatasetNotFoundError, match="missing batches.meta"):
+        load_cifar("cifar10", train=True, root=root)
 
 
 def test_unknown_dataset_is_rejected():
@@ -141,3 +168,47 @@ def test_a_changed_archive_is_decoded_again(isolated_roots, monkeypatch):
     os.utime(archive, ns=(before + 10**9, before + 10**9))
     reloaded = load_cifar("cifar10", train=False, root=isolated_roots)
     assert np.abs(reloaded.images[0].astype(int) - images[-1]).mean() < 10
+
+
+# --- a damaged archive is one error naming the file (and the image) ------------------------------------------------
+
+def archive_of_ten(root):
+    """``root/cifar10_test_jpeg.npz``: 10 real test images, as JPEG, with labels 0 and 1 (of class names a and b)."""
+    images = lossless_refs()["cifar10_test_first20_x"][:10]
+    _jpeg_archive(root / "cifar10_test_jpeg.npz", images, np.arange(10) % 2)
+    with np.load(root / "cifar10_test_jpeg.npz") as z:
+        return {key: z[key] for key in z.files}
+
+
+def test_a_truncated_archive_is_an_error_naming_it(isolated_roots, private_cache):
+    archive_of_ten(isolated_roots)
+    path = isolated_roots / "cifar10_test_jpeg.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(sources.DataFileError, match=f"{path} is not a readable npz archive"):
+        load_cifar("cifar10", train=False, root=isolated_roots)
+
+
+def test_an_image_that_does_not_decode_is_an_error_naming_its_index(isolated_roots, private_cache):
+    arrays = archive_of_ten(isolated_roots)
+    start, stop = arrays["offsets"][6], arrays["offsets"][7]
+    arrays["jpeg"][start:stop] = 0  # image 6's bytes destroyed
+    np.savez(isolated_roots / "cifar10_test_jpeg.npz", **arrays)
+    with pytest.raises(sources.DataFileError, match="cifar10_test_jpeg.npz: image 6 does not decode"):
+        load_cifar("cifar10", train=False, root=isolated_roots)
+
+
+def test_an_archive_without_a_key_is_an_error_naming_it(isolated_roots, private_cache):
+    arrays = archive_of_ten(isolated_roots)
+    del arrays["y"]
+    np.savez(isolated_roots / "cifar10_test_jpeg.npz", **arrays)
+    with pytest.raises(sources.DataFileError, match=r"lacks the key\(s\) \['y'\]"):
+        load_cifar("cifar10", train=False, root=isolated_roots)
+
+
+def test_labels_out_of_range_are_an_error_before_anything_decodes(isolated_roots, monkeypatch, private_cache):
+    arrays = archive_of_ten(isolated_roots)
+    arrays["y"][3] = 2  # two class names in the archive: 0 and 1 are the valid labels
+    np.savez(isolated_roots / "cifar10_test_jpeg.npz", **arrays)
+    monkeypatch.setattr(sources, "_decode_jpegs", lambda *a: pytest.fail("decoded before the labels were checked"))
+    with pytest.raises(sources.DataFileError, match=r"label 2 of image 3 is outside \[0, 2\) \(1 such labels\)"):
+        load_cifar("cifar10", train=False, root=isolated_roots)

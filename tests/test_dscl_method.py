@@ -34,6 +34,7 @@ from ltzoo.scheduler import build_scheduler
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
 
+from training import checkpoint  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
 from training.train import param_groups  # noqa: E402
@@ -482,7 +483,7 @@ def test_two_processes_hold_the_same_queue_and_weights(tmp_path: Path, tiny_cifa
     assert set(digests) == {(r, k) for r in (0, 1) for k in ("final weights", "method state")}
     assert digests[0, "method state"] == digests[1, "method state"]  # queue, labels, pointer, key encoder
     assert digests[0, "final weights"] == digests[1, "final weights"]
-    state = torch.load(tmp_path / "run" / "checkpoints" / "epoch_0000" / "custom_checkpoint_0.pkl", weights_only=True)
+    state = checkpoint.load_state(tmp_path / "run" / "checkpoints" / "epoch_0000" / checkpoint.METHOD)
     assert int(state["queue.filled"]) == 128 and int(state["queue.pointer"]) == 256 % 128  # 256 keys of both ranks
 
 

@@ -1,5 +1,9 @@
 """LR schedules (baselines §5, bcl_concutmix §4 item 11, dscl §6 item 10), build_scheduler and set_lr."""
 
+import re
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -119,3 +123,27 @@ def test_set_lr_respects_per_group_scales():
     )
     set_lr(optimizer, 0.1)
     assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.001, 0.1])
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    ({"name": "warmup_step", "warmup_epochs": -5}, "warmup_epochs must be an integer >= 0, got -5"),
+    ({"name": "warmup_step", "warmup_epochs": "five"}, "warmup_epochs must be an integer >= 0, got 'five'"),
+    ({"name": "warmup_step", "warmup_epochs": 0, "milestones": [160, -1], "gammas": [0.1, 0.1]},
+     "milestones must be numbers >= 0, got [160, -1]"),
+    ({"name": "warmup_step", "warmup_epochs": 0, "milestones": [160], "gammas": [-0.1]},
+     "gammas must be numbers > 0, got [-0.1]"),
+    ({"name": "iter_warmup_cosine", "warmup_epochs": 2.5}, "warmup_epochs must be an integer >= 0, got 2.5"),
+])
+def test_a_schedule_value_out_of_range_is_an_error_naming_it(cfg: dict, message: str):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_scheduler(cfg, 0.1, 200)
+
+
+def test_every_committed_training_config_builds_its_schedule():
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))  # `training` is a folder of scripts beside the package
+    from training.config import load_config
+
+    for path in sorted((root / "training" / "configs").glob("*.yaml")):
+        cfg = load_config(path)
+        build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)

@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 import ltzoo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
+from training import checkpoint as checkpoint_state  # noqa: E402
 from training.config import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,8 +82,8 @@ def digests(output: str) -> list[tuple[int, int, str, int, int]]:
 
 
 def optimizer_states_equal(a: Path, b: Path) -> bool:
-    """Bitwise comparison of two accelerate `optimizer.bin` files (torch.save'd SGD state dicts)."""
-    sa, sb = (torch.load(p, map_location="cpu", weights_only=True) for p in (a, b))
+    """Bitwise comparison of two checkpoints' `optimizer.safetensors` (SGD state dicts)."""
+    sa, sb = (checkpoint_state.load_state(p) for p in (a, b))
     if sa["param_groups"] != sb["param_groups"] or sa["state"].keys() != sb["state"].keys():
         return False
     return all(sa["state"][k].keys() == sb["state"][k].keys()
@@ -254,7 +255,7 @@ def test_resume_after_a_kill_is_bitwise_exact(tmp_path: Path, tiny_cifar_root: P
     final_a, final_b = checkpoint(run_a, 2), checkpoint(run_b, 2)
     assert (final_a / "model.safetensors").read_bytes() == (final_b / "model.safetensors").read_bytes(), \
         f"weights differ after a kill {delay:.2f} s after the first checkpoint"
-    assert optimizer_states_equal(final_a / "optimizer.bin", final_b / "optimizer.bin")
+    assert optimizer_states_equal(final_a / "optimizer.safetensors", final_b / "optimizer.safetensors")
     assert [d[2] for d in digests(a.stdout)] == [d[2] for d in digests(resumed.stdout)]
     meta_b = json.loads((final_b / "meta.json").read_text())
     assert [segment["from_epoch"] for segment in meta_b["history"]] == [1]  # same code and hardware throughout

@@ -207,3 +207,49 @@ def test_make_configs_reproduces_the_committed_configs(tmp_path: Path):
     assert {name: text for name, text in committed.items() if name in generated} == generated
     baseline_configs = {p.name for p in CONFIGS if load_config(p).method["name"] in BASELINE_METHODS}
     assert baseline_configs == set(generated)  # no committed baseline config that the generator no longer makes
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("keep_checkpoints=-1", "keep_checkpoints must be >= 1, got -1"),
+    ("keep_checkpoints=0", "keep_checkpoints must be >= 1, got 0"),
+    ("eval_every=0", "eval_every must be >= 1, got 0"),
+    ("optim.lr=-0.1", "optim.lr must be > 0, got -0.1"),
+    ("optim.lr=0", "optim.lr must be > 0, got 0.0"),
+    ("optim.lr=.nan", "optim.lr must be > 0, got nan"),
+    ("optim.momentum=-0.9", "optim.momentum must be in [0, 1), got -0.9"),
+    ("optim.momentum=1", "optim.momentum must be in [0, 1), got 1.0"),
+    ("optim.weight_decay=-1e-4", "optim.weight_decay must be >= 0, got -0.0001"),
+    ("optim.backbone_lr_scale=-1", "optim.backbone_lr_scale must be >= 0, got -1.0"),
+    ("data.subset=0", "data.subset must be >= 1, got 0"),
+    ("data.num_workers=-2", "data.num_workers must be >= 0, got -2"),
+    ("data.imb_factor=0.5", "data.imb_factor must be >= 1, got 0.5"),
+    ("seed=-1", "seed must be >= 0, got -1"),
+])
+def test_a_value_out_of_range_is_an_error_naming_the_key_and_the_range(override: str, message: str):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(CE_CIFAR10, [override])
+
+
+def test_nesterov_without_momentum_is_an_error():
+    with pytest.raises(ConfigError, match="optim.nesterov needs optim.momentum > 0"):
+        load_config(CE_CIFAR10, ["optim.nesterov=true", "optim.momentum=0"])
+
+
+def test_an_override_that_is_not_valid_yaml_is_a_one_line_error_naming_it():
+    with pytest.raises(ConfigError, match=r"^override 'optim.lr=\[0.1' is not valid YAML: .*line 1") as raised:
+        load_config(CE_CIFAR10, ["optim.lr=[0.1"])
+    assert "\n" not in str(raised.value)
+
+
+def test_a_config_file_that_is_not_valid_yaml_is_a_one_line_error_naming_the_file_and_line(tmp_path: Path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\ntag: y\nepochs: [1\nseed: 0\n")
+    with pytest.raises(ConfigError, match=rf"^config file {re.escape(str(path))} is not valid YAML: .* line \d+"):
+        load_config(path)
+
+
+def test_a_config_file_that_is_not_a_mapping_is_an_error(tmp_path: Path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping of keys, got list"):
+        load_config(path)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,29 @@ PRECISIONS = ("auto", "bf16", "fp32")
 SELECTIONS = ("last", "val")
 
 
+def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: math.isfinite(v) and v >= low), f">= {low:g}"
+
+
+# Ranges of the numeric fields (None passes where a field allows it): checked when the config loads, so a value
+# that would fail (or silently misbehave) mid-run stops the run before any data loads.
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": _at_least(1),
+    "seed": _at_least(0),
+    "eval_every": _at_least(1),
+    "keep_checkpoints": _at_least(1),
+    "data.batch_size": _at_least(1),
+    "data.num_workers": _at_least(0),
+    "data.subset": _at_least(1),
+    "data.subset_seed": _at_least(0),
+    "data.imb_factor": _at_least(1),
+    "optim.lr": ((lambda v: math.isfinite(v) and v > 0), "> 0"),
+    "optim.momentum": ((lambda v: 0 <= v < 1), "in [0, 1)"),
+    "optim.weight_decay": _at_least(0),
+    "optim.backbone_lr_scale": _at_least(0),
+}
+
+
 def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, last = dotted.split(".")
     for p in parents:
@@ -169,19 +194,38 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; configs live in training/configs/<name>.<tag>.yaml")
-    raw = yaml.load(path.read_text(), Loader=_Loader) or {}
+    raw = _parse_yaml(path.read_text(), f"config file {path}") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(raw).__name__}")
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, value = item.split("=", 1)
-        _set_dotted(raw, key.strip(), yaml.load(value, Loader=_Loader))
+        _set_dotted(raw, key.strip(), _parse_yaml(value, f"override {item!r}"))
     cfg = _build(TrainConfig, raw, "")
+    for key, (in_range, requirement) in RANGES.items():
+        value = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value is not None and not in_range(value):
+            raise ConfigError(f"{key} must be {requirement}, got {value!r}")
+    if cfg.optim.nesterov and cfg.optim.momentum == 0:
+        raise ConfigError("optim.nesterov needs optim.momentum > 0")
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.select not in SELECTIONS:
         raise ConfigError(f"select must be one of {SELECTIONS}, got {cfg.select!r}")
     if "name" not in cfg.method:
         raise ConfigError("method.name is required (e.g. ce, ce_drw, ldam_drw, bsce)")
-    if cfg.epochs <= 0 or cfg.data.batch_size <= 0:
-        raise ConfigError("epochs and data.batch_size must be positive")
     return cfg
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """`text` parsed as YAML, or a one-line ConfigError naming `where` and the problem's line and column."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where} is not valid YAML: {problem}{at}") from None

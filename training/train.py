@@ -1,8 +1,12 @@
-"""Rebuild a zoo entry: `accelerate launch training/train.py --config training/configs/<name>.<tag>.yaml [k=v ...]`.
+"""Rebuild a zoo entry: `accelerate launch -q training/train.py --config training/configs/<name>.<tag>.yaml [k=v ...]`.
 
 Thin by design: config in, objects from ltzoo, an accelerate loop with per-epoch checkpoints and exact resume,
 TensorBoard and tqdm, then a final `ltzoo validate` and the export: into `<run_dir>/export/<name>.<tag>/` (or
 `release_dir=DIR`), and into `releases/<name>.<tag>/` only with `--release`, for the recipe file unchanged.
+
+A run that cannot train stops with one `error: ...` line and a non-zero status. `accelerate launch` follows any
+non-zero status with its own CalledProcessError traceback (it cannot tell a user error from a crash) unless given
+`-q`/`--quiet`, which leaves train.py's own output, tracebacks of real crashes included, as it is.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,11 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ltzoo  # noqa: E402
 from ltzoo import registry  # noqa: E402
+from ltzoo.data.splits import ImageReadError  # noqa: E402
 from ltzoo.evaluate import evaluate  # noqa: E402
 from ltzoo.hub import WEIGHTS_NAME, sha256_file  # noqa: E402
 from ltzoo.methods import TrainingMethod, build_method  # noqa: E402
 from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
 from ltzoo.validate import default_amp  # noqa: E402
+from training import checkpoint  # noqa: E402
 from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
 from training.export import (  # noqa: E402
@@ -47,7 +52,7 @@ from training.model_card import pct  # noqa: E402
 from training.provenance import code_revision, extend_history  # noqa: E402
 
 CHECKPOINTS = "checkpoints"
-META = "meta.json"
+META = checkpoint.META
 LOCK = "train.lock"
 SELECTED = "selected"  # run_dir/selected/epoch_XXXX.safetensors: the weights of the epoch `select: val` picked
 
@@ -126,30 +131,41 @@ def hold_run_lock(run_dir: Path) -> Any:
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    """Complete checkpoints (their meta.json is written last), oldest first."""
-    return sorted(p for p in (run_dir / CHECKPOINTS).glob("epoch_*") if (p / META).is_file())
+    """The run's checkpoint folders, oldest first (whether each is complete and intact is `checkpoint.read_meta`'s
+    to say: a folder only gets its name once it is complete)."""
+    return sorted(p for p in (run_dir / CHECKPOINTS).glob("epoch_*") if p.is_dir())
 
 
 def find_resume(cfg: TrainConfig, resume: str) -> Path | None:
+    """The checkpoint to resume from: the given folder, which must verify, or with 'auto' the newest that verifies
+    (each one skipped is printed with the reason); None to start afresh. Made by another config: an error."""
     if resume == "none":
         return None
-    ckpt = (checkpoint_dirs(cfg.resolved_run_dir()) or [None])[-1] if resume == "auto" else Path(resume)
-    if ckpt is None:
-        return None
-    if not (ckpt / META).is_file():
-        raise ConfigError(f"{ckpt} is not a complete ltzoo checkpoint (no {META})")
-    meta = json.loads((ckpt / META).read_text())
-    if meta["fingerprint"] != cfg.fingerprint():
-        raise ConfigError(
-            f"cannot resume from {ckpt}: it was made by a different config ({meta['config_path']}, "
-            f"fingerprint {meta['fingerprint']} vs {cfg.fingerprint()}). Use another run_dir or --resume none."
-        )
-    return ckpt
+    candidates = checkpoint_dirs(cfg.resolved_run_dir())[::-1] if resume == "auto" else [Path(resume)]
+    skipped = []
+    for ckpt in candidates:
+        try:
+            meta = checkpoint.read_meta(ckpt)
+        except checkpoint.CheckpointError as e:
+            skipped.append(f"{ckpt}: {e}")
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(f"not resuming from {ckpt}: {e}", flush=True)
+            continue
+        if meta["fingerprint"] != cfg.fingerprint():
+            raise ConfigError(
+                f"cannot resume from {ckpt}: it was made by a different config ({meta['config_path']}, "
+                f"fingerprint {meta['fingerprint']} vs {cfg.fingerprint()}). Use another run_dir or --resume none."
+            )
+        return ckpt
+    if skipped:
+        raise ConfigError(f"no checkpoint to resume from verifies ({'; '.join(skipped)}); start over with --resume "
+                          "none (into another run_dir to keep these)")
+    return None
 
 
 def finished(cfg: TrainConfig, resume_from: Path | None) -> bool:
     """Whether the checkpoint resumed from is the run's last epoch, so the run only exports."""
-    return resume_from is not None and json.loads((resume_from / META).read_text())["epoch"] + 1 >= cfg.epochs
+    return resume_from is not None and checkpoint.read_meta(resume_from)["epoch"] + 1 >= cfg.epochs
 
 
 def earlier_stage(init_from: str | None) -> dict[str, Any] | None:
@@ -171,22 +187,38 @@ def earlier_stage(init_from: str | None) -> dict[str, Any] | None:
             "history": meta.get("history"), "as_recipe": as_recipe}
 
 
-def save_checkpoint(accelerator: Accelerator, cfg: TrainConfig, config_path: str, epoch: int, elapsed: float,
+def save_checkpoint(accelerator: Accelerator, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    method: TrainingMethod, cfg: TrainConfig, config_path: str, epoch: int, elapsed: float,
                     selection: dict[str, Any] | None, history: list[dict]) -> None:
+    """Checkpoint the epoch atomically (training.checkpoint), then drop all but the last `keep_checkpoints` and the
+    selected-weights files no remaining checkpoint records."""
     run_dir = cfg.resolved_run_dir()
     ckpt = run_dir / CHECKPOINTS / f"epoch_{epoch:04d}"
-    accelerator.save_state(str(ckpt))
+    staging = checkpoint.staging_dir(ckpt)
+    if accelerator.is_main_process:
+        checkpoint.begin(ckpt)
+        checkpoint.write_shared(staging, accelerator.unwrap_model(model), optimizer, method.state_dict())
+    accelerator.wait_for_everyone()
+    checkpoint.write_rng(staging, accelerator.process_index)
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         meta = {"epoch": epoch, "fingerprint": cfg.fingerprint(), "config_path": config_path, "elapsed_s": elapsed,
                 "selection": selection, "history": history}
-        (ckpt / META).write_text(json.dumps(meta))
+        checkpoint.commit(staging, ckpt, meta, accelerator.num_processes)
         for old in checkpoint_dirs(run_dir)[: -cfg.keep_checkpoints]:
-            shutil.rmtree(old)
-        chosen = [json.loads((c / META).read_text()).get("selection") for c in checkpoint_dirs(run_dir)]
-        keep = {selection_file(run_dir, c["epoch"]) for c in chosen if c is not None}
+            checkpoint.discard(old)
+        keep = {selection_file(run_dir, s["epoch"]) for s in map(recorded_selection, checkpoint_dirs(run_dir)) if s}
         for stale in set((run_dir / SELECTED).glob("epoch_*.safetensors")) - keep:
             stale.unlink()
     accelerator.wait_for_everyone()
+
+
+def recorded_selection(ckpt: Path) -> dict[str, Any] | None:
+    """The val selection a checkpoint's meta.json records (None: none, or the meta.json does not read)."""
+    try:
+        return json.loads((ckpt / META).read_text()).get("selection")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def selection_file(run_dir: Path, epoch: int) -> Path:
@@ -270,12 +302,13 @@ def main(argv: list[str] | None = None) -> None:
         entry, tag = registry.resolve(cfg.full_name)
         if entry.dataset != cfg.data.dataset:
             raise ConfigError(f"{cfg.full_name} is a {entry.dataset} entry but data.dataset is {cfg.data.dataset!r}")
+        schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
         resume_from = find_resume(cfg, args.resume)
         export_to = export_dir(cfg, args.config, args.release)
         if args.release and not args.no_export and not finished(cfg, resume_from):
             check_overwrite(export_to / cfg.full_name, None, args.force)  # a run that trains: fail before it does
         lock = hold_run_lock(cfg.resolved_run_dir())  # noqa: F841 (held until the process exits)
-    except (ConfigError, registry.UnknownModelError) as e:
+    except (ValueError, registry.UnknownModelError) as e:  # ConfigError is a ValueError, as the schedule's errors
         raise SystemExit(f"error: {e}") from None
 
     run_dir = cfg.resolved_run_dir()
@@ -296,10 +329,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes)
         method = build_config_method(cfg, data.class_counts)
-        schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
     except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+        explain = getattr(e, "explain", None)  # DatasetNotFoundError: its fixes in a training config's terms
+        raise SystemExit(f"error: {explain('set data.root=<folder>') if explain else e}") from None
     train_loader = data.make_train(method)
+    if len(train_loader) == 0:  # a method that drops the last smaller batch (DSCL) has no step on fewer images
+        raise SystemExit(f"error: the {int(data.class_counts.sum())} training images make no full batch of "
+                         f"{cfg.data.batch_size} for {cfg.method['name']} (it drops the last smaller batch); "
+                         "lower data.batch_size or raise data.subset")
 
     try:
         model = build_training_model(cfg, method)
@@ -310,14 +347,16 @@ def main(argv: list[str] | None = None) -> None:
                                 momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
                                 nesterov=cfg.optim.nesterov)
     model, optimizer = accelerator.prepare(model, optimizer)
-    if method.state_dict():
-        accelerator.register_for_checkpointing(method)
     train_model = torch.compile(model) if cfg.compile else model
 
     start_epoch, elapsed, selection, history = 0, 0.0, None, []
     if resume_from is not None:
-        accelerator.load_state(str(resume_from))
-        meta = json.loads((resume_from / META).read_text())
+        try:
+            checkpoint.restore(resume_from, accelerator.unwrap_model(model), optimizer, method,
+                               accelerator.process_index, accelerator.num_processes, accelerator.device)
+        except checkpoint.CheckpointError as e:
+            raise SystemExit(f"error: {e}") from None
+        meta = checkpoint.read_meta(resume_from)
         start_epoch, elapsed, selection = meta["epoch"] + 1, meta["elapsed_s"], meta.get("selection")
         history = meta.get("history")  # None: a checkpoint from before runs recorded their history
         accelerator.print(f"resumed from {resume_from} (epoch {start_epoch} done)")
@@ -364,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
             if split == "val" and (selection is None or result.top1 > selection["val_top1"]):
                 selection = save_selection(run_dir, accelerator.unwrap_model(model), epoch + 1, result.top1)
         accelerator.log(stats, step=epoch + 1)
-        save_checkpoint(accelerator, cfg, args.config, epoch, elapsed, selection, history)
+        save_checkpoint(accelerator, model, optimizer, method, cfg, args.config, epoch, elapsed, selection, history)
 
     if accelerator.num_processes > 1:
         # DDP broadcasts buffers (BatchNorm running stats) from rank 0 at the start of each forward, so after the last
@@ -399,4 +438,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ImageReadError as e:  # a listed image that a data worker could not read mid-run: its one line, no traceback
+        raise SystemExit(f"error: {e}") from None

@@ -3,8 +3,8 @@
 Roots are tried in order: an explicit ``root``; ``$LTZOO_DATA``; the shared folder ``../shared/data`` beside the
 checkout; the default ``~/.cache/ltzoo/data`` (where ``download=True`` puts torchvision's files). Each root may hold
 JPEG npz archives (``cifar10_train_jpeg.npz``, ...) or torchvision's layout (``cifar-10-batches-py/``,
-``cifar-100-python/``). Decoded JPEG archives are cached as ``.npy`` under ``~/.cache/ltzoo/decoded/``
-(or ``$LTZOO_DECODED_CACHE``).
+``cifar-100-python/``), whose pickles are read only when every file has the official md5 (else the layout is
+refused). Decoded JPEG archives are cached as ``.npy`` under ``~/.cache/ltzoo/decoded/`` (or ``$LTZOO_DECODED_CACHE``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import io
 import os
 import tempfile
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +22,14 @@ import numpy as np
 import PIL
 from PIL import Image
 from torchvision.datasets import CIFAR10, CIFAR100
+from torchvision.datasets.utils import check_integrity
 
 import ltzoo
 
 __all__ = [
     "CIFAR_DATASETS",
     "CifarArrays",
+    "DataFileError",
     "DatasetNotFoundError",
     "load_cifar",
     "shared_data_dir",
@@ -40,7 +44,29 @@ DECODED_CACHE_DIR: Path = Path(os.environ.get("LTZOO_DECODED_CACHE") or Path.hom
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """Raised when a dataset is in none of the places looked; the message lists them and how to fix it."""
+    """Raised when a dataset is in none of the places looked; the message lists them and how to fix it, in the
+    Python API's terms; `explain` words the fix for another caller (the CLI's --data-dir, a config's data.root)."""
+
+    def __init__(self, dataset: str, split: str, looked: list[str]) -> None:
+        self.dataset, self.split, self.looked = dataset, split, looked
+        super().__init__(self.explain("pass root=<folder>", "or pass download=True to fetch torchvision's copy"))
+
+    def explain(self, root_option: str, download: str | None = None) -> str:
+        """Every place looked, then the fixes: `root_option` names a data root the caller's way; `download` is
+        the caller's way to fetch the data, where it has one."""
+        places = "\n".join(f"  - {place}" for place in self.looked)
+        folder = _TORCHVISION[self.dataset].base_folder
+        return (
+            f"{self.dataset} {self.split} split not found. Looked in:\n{places}\n"
+            f"Provide it in one of these ways: {root_option} holding {folder}/ or "
+            f"{self.dataset}_{self.split}_jpeg.npz; set LTZOO_DATA to such a folder"
+            + (f"; {download}." if download else ".")
+        )
+
+
+class DataFileError(ValueError):
+    """A data file that is there but cannot be used (truncated, a key or an image missing or unreadable, labels out
+    of range); the message names the file and, where one is to blame, the image index."""
 
 
 @dataclass
@@ -53,26 +79,7 @@ class CifarArrays:
     source: str
 
 
-class _LocalCIFAR10(CIFAR10):
-    """torchvision's CIFAR-10 reader without the per-file md5 check, so re-created local copies load too.
-
-    The md5 of the downloaded archive is still checked by ``CIFAR10(download=True)``.
-    """
-
-    train_list = [[name, None] for name, _ in CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in CIFAR10.test_list]
-    meta = {**CIFAR10.meta, "md5": None}
-
-
-class _LocalCIFAR100(CIFAR100):
-    """torchvision's CIFAR-100 reader without the per-file md5 check (see ``_LocalCIFAR10``)."""
-
-    train_list = [[name, None] for name, _ in CIFAR100.train_list]
-    test_list = [[name, None] for name, _ in CIFAR100.test_list]
-    meta = {**CIFAR100.meta, "md5": None}
-
-
-_TORCHVISION = {"cifar10": (CIFAR10, _LocalCIFAR10), "cifar100": (CIFAR100, _LocalCIFAR100)}
+_TORCHVISION = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 
 
 def shared_data_dir() -> Path | None:
@@ -98,14 +105,14 @@ def load_cifar(dataset: str, train: bool, root: str | Path | None = None, downlo
     if download:
         target = _download_root(root)
         try:
-            _TORCHVISION[dataset][0](str(target), train=train, download=True)
+            _TORCHVISION[dataset](str(target), train=train, download=True)
         except (OSError, RuntimeError) as error:
             looked.append(f"download into {target} failed: {error}")
-            raise DatasetNotFoundError(_not_found_message(dataset, split, looked)) from None
+            raise DatasetNotFoundError(dataset, split, looked) from None
         found = _load_from_root(dataset, split, target, looked)
         if found is not None:
             return found
-    raise DatasetNotFoundError(_not_found_message(dataset, split, looked))
+    raise DatasetNotFoundError(dataset, split, looked)
 
 
 def _candidate_roots(root: str | Path | None) -> list[Path]:
@@ -137,20 +144,26 @@ def _load_from_root(dataset: str, split: str, root: Path, looked: list[str]) -> 
     if archive.is_file():
         return _load_jpeg_archive(archive)
     looked.append(f"{archive} (no such file)")
-    folder = root / _TORCHVISION[dataset][0].base_folder
-    reader = _TORCHVISION[dataset][1]
-    needed = [name for name, _ in reader.train_list + reader.test_list] + [reader.meta["filename"]]
-    missing = [name for name in needed if not (folder / name).is_file()]
-    if not missing:
-        return _load_torchvision_folder(dataset, split, root)
-    what = "no such folder" if not folder.is_dir() else f"missing {', '.join(missing)}"
-    looked.append(f"{folder}/ (torchvision layout: {what})")
-    return None
+    reader = _TORCHVISION[dataset]
+    folder = root / reader.base_folder
+    needed = reader.train_list + reader.test_list + [[reader.meta["filename"], reader.meta["md5"]]]
+    missing = [name for name, _ in needed if not (folder / name).is_file()]
+    if missing:
+        what = "no such folder" if not folder.is_dir() else f"missing {', '.join(missing)}"
+        looked.append(f"{folder}/ (torchvision layout: {what})")
+        return None
+    altered = [name for name, md5 in needed if not check_integrity(str(folder / name), md5)]
+    if altered:
+        looked.append(f"{folder}/ (torchvision layout refused: {', '.join(altered)} differ from the official CIFAR "
+                      "files' md5; these are pickles, read only when they are the official ones)")
+        return None
+    return _load_torchvision_folder(dataset, split, root)
 
 
 def _load_torchvision_folder(dataset: str, split: str, root: Path) -> CifarArrays:
-    """Read torchvision's pickled CIFAR layout with torchvision's own dataset class."""
-    data = _TORCHVISION[dataset][1](str(root), train=split == "train")
+    """Read torchvision's CIFAR layout, whose files were just checked against the official md5s, with torchvision's
+    own dataset class (it unpickles them, and checks the md5s again)."""
+    data = _TORCHVISION[dataset](str(root), train=split == "train")
     return CifarArrays(
         images=np.ascontiguousarray(data.data, dtype=np.uint8),
         labels=np.asarray(data.targets, dtype=np.int64),
@@ -159,12 +172,26 @@ def _load_torchvision_folder(dataset: str, split: str, root: Path) -> CifarArray
     )
 
 
+ARCHIVE_KEYS = ("jpeg", "offsets", "y", "class_names")
+
+
 def _load_jpeg_archive(archive: Path) -> CifarArrays:
-    """Load a JPEG npz archive (keys jpeg, offsets, y, class_names), decoding through the .npy cache."""
-    with np.load(archive) as z:
-        labels = z["y"].astype(np.int64)
-        class_names = [str(name) for name in z["class_names"]]
-        images = _cached_decode(archive, z)
+    """Load a JPEG npz archive (keys jpeg, offsets, y, class_names), decoding through the .npy cache; a damaged
+    archive is a DataFileError naming it (and the image, for one that does not decode)."""
+    try:
+        with np.load(archive) as z:
+            missing = [key for key in ARCHIVE_KEYS if key not in z.files]
+            if missing:
+                raise DataFileError(f"{archive} lacks the key(s) {missing}; a CIFAR archive holds {list(ARCHIVE_KEYS)}")
+            labels = z["y"].astype(np.int64)
+            class_names = [str(name) for name in z["class_names"]]
+            offsets = z["offsets"]
+            _check_layout(archive, labels, len(class_names), offsets)
+            images = _cached_decode(archive, z, offsets)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
+        if isinstance(e, DataFileError):
+            raise
+        raise DataFileError(f"{archive} is not a readable npz archive ({e}); replace it with an intact copy") from None
     order = "grouped by class, not the canonical order; " if archive.name.endswith("_test_jpeg.npz") else ""
     return CifarArrays(
         images=images,
@@ -174,12 +201,24 @@ def _load_jpeg_archive(archive: Path) -> CifarArrays:
     )
 
 
-def _cached_decode(archive: Path, z: np.lib.npyio.NpzFile) -> np.ndarray:
+def _check_layout(archive: Path, labels: np.ndarray, num_classes: int, offsets: np.ndarray) -> None:
+    """Labels within [0, classes) and one increasing offset more than there are labels, before anything decodes."""
+    out_of_range = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if out_of_range.size:
+        i = int(out_of_range[0])
+        raise DataFileError(f"{archive}: label {int(labels[i])} of image {i} is outside [0, {num_classes}) "
+                            f"({out_of_range.size} such labels)")
+    if offsets.shape != (len(labels) + 1,) or np.any(np.diff(offsets) <= 0) or offsets[0] != 0:
+        raise DataFileError(f"{archive}: offsets must be {len(labels) + 1} increasing byte positions from 0, one per "
+                            "image and the end")
+
+
+def _cached_decode(archive: Path, z: np.lib.npyio.NpzFile, offsets: np.ndarray) -> np.ndarray:
     """Decoded images of ``archive``, from the .npy cache keyed by name, size, mtime and Pillow version."""
     stat = archive.stat()
     key = f"{archive.stem}-{stat.st_size}-{stat.st_mtime_ns}-pillow{PIL.__version__}.npy"
     cached = DECODED_CACHE_DIR / key
-    num_images = len(z["offsets"]) - 1
+    num_images = len(offsets) - 1
     if cached.is_file():
         try:
             images = np.load(cached)
@@ -187,17 +226,25 @@ def _cached_decode(archive: Path, z: np.lib.npyio.NpzFile) -> np.ndarray:
             images = None
         if images is not None and images.shape == (num_images, 32, 32, 3) and images.dtype == np.uint8:
             return images
-    images = _decode_jpegs(z["jpeg"], z["offsets"])
+    images = _decode_jpegs(archive, z["jpeg"], offsets)
     _atomic_save(cached, images)
     return images
 
 
-def _decode_jpegs(buffer: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def _decode_jpegs(archive: Path, buffer: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Decode image i = ``buffer[offsets[i]:offsets[i+1]]`` with Pillow into (N, 32, 32, 3) uint8 RGB."""
-    return np.stack([
-        np.asarray(Image.open(io.BytesIO(buffer[start:stop].tobytes())).convert("RGB"))
-        for start, stop in zip(offsets[:-1], offsets[1:])
-    ])
+    if offsets[-1] > len(buffer):
+        raise DataFileError(f"{archive}: the images end at byte {int(offsets[-1])} but jpeg holds {len(buffer)}")
+    images = []
+    for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
+        try:
+            image = np.asarray(Image.open(io.BytesIO(buffer[start:stop].tobytes())).convert("RGB"))
+        except (OSError, ValueError) as e:
+            raise DataFileError(f"{archive}: image {i} does not decode ({e})") from None
+        if image.shape != (32, 32, 3):
+            raise DataFileError(f"{archive}: image {i} is {image.shape[1]}x{image.shape[0]}, not 32x32")
+        images.append(image)
+    return np.stack(images)
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
@@ -214,14 +261,3 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
             Path(tmp_name).unlink(missing_ok=True)
         warnings.warn(f"could not cache decoded images at {path} ({error}); they will be decoded again next time",
                       stacklevel=3)
-
-
-def _not_found_message(dataset: str, split: str, looked: list[str]) -> str:
-    """The one error message for a dataset found nowhere: every place looked, then how to provide it."""
-    places = "\n".join(f"  - {place}" for place in looked)
-    folder = _TORCHVISION[dataset][0].base_folder
-    return (
-        f"{dataset} {split} split not found. Looked in:\n{places}\n"
-        f"Provide it in one of these ways: pass root=<folder holding {folder}/ or {dataset}_{split}_jpeg.npz>; "
-        f"set LTZOO_DATA to such a folder; or pass download=True to fetch torchvision's copy."
-    )

@@ -72,7 +72,16 @@ class SplitListNotFoundError(FileNotFoundError):
 
 
 class ImageReadError(OSError):
-    """An image named by a split list is missing or unreadable; names the image and the list line."""
+    """An image named by a split list is missing or unreadable; names the image and the list line.
+
+    Raised in a DataLoader worker, it reaches the main process re-made by torch from one string: "Caught
+    ImageReadError in DataLoader worker process N. Original Traceback ...: ImageReadError: <message>"; the
+    original one-line message is taken back from it, so the user sees that line, not the worker's traceback."""
+
+    def __init__(self, message: str) -> None:
+        if message.startswith(f"Caught {type(self).__name__} "):
+            message = message.rstrip().splitlines()[-1].split(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)
 
 
 def read_split_list(path: str | Path, num_classes: int | None = None) -> tuple[list[str], np.ndarray]:
