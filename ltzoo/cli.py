@@ -104,6 +104,33 @@ def cmd_validate(args: argparse.Namespace) -> None:
         print(f"metrics written to {args.json}")
     if args.plot:
         print(f"plot written to {args.plot}")
+        if test_dists:
+            from .validate import test_dists_plot_path
+
+            print(f"shifted test distributions plot written to {test_dists_plot_path(args.plot)}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .evaluation.compare import compare, comparison_table, plot_per_class_comparison
+    from .evaluation.test_distributions import plot_test_dists
+
+    models = compare(args.names, releases_dir=args.releases, data_dir=args.data_dir, batch_size=args.batch_size,
+                     cache=not args.no_cache)
+    print(comparison_table(models, markdown=args.markdown, commands=args.commands))
+    if args.plot:
+        plot_per_class_comparison(models, args.plot)
+        print(f"per-class plot written to {args.plot}")
+    if args.test_dist_plot:
+        plot_test_dists({m.name: m.result.test_dists for m in models}, args.test_dist_plot)
+        print(f"shifted test distributions plot written to {args.test_dist_plot}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .evaluation.report import write_report
+
+    index = write_report(args.releases, args.out, data_dir=args.data_dir, batch_size=args.batch_size,
+                         cache=not args.no_cache)
+    print(f"report written to {index} (open it in a browser; no server needed)")
 
 
 def cmd_cam(args: argparse.Namespace) -> None:
@@ -176,11 +203,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tau-norm", type=_posthoc_tau, metavar="TAU",
                    help="τ-normalised classifier: a linear head's class vectors w_k / ‖w_k‖^τ")
     s.add_argument("--sweep", choices=("logit_adjust", "tau_norm"),
-                   help="print held-out top-1 over τ = 0, 0.1, ..., 2 and the test metrics at the best τ")
+                   help="print held-out accuracy over τ = 0, 0.1, ..., 3 and the test metrics at the τ best there")
     s.add_argument("--no-cache", action="store_true", help="run the model even where cached predictions exist")
     s.add_argument("--local-hub", metavar="RELEASES_DIR",
                    help="serve this releases folder on a local Hub for the run (offline use)")
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("compare", help="several models on the same test data: one table, shared plots")
+    s.add_argument("names", nargs="+", metavar="NAME")
+    s.add_argument("--releases", metavar="RELEASES_DIR",
+                   help="load each NAME from RELEASES_DIR/NAME/model.safetensors instead of the Hub")
+    s.add_argument("--data-dir", help="dataset root (default: LTZOO_DATA, ../shared/data, torchvision's folder)")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--plot", help="save per-class accuracy, one line per model (PNG) here")
+    s.add_argument("--test-dist-plot", help="save top-1 against the test distribution, one line per model (PNG)")
+    s.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    s.add_argument("--commands", action="store_true", help="add the validate command of each row")
+    s.add_argument("--no-cache", action="store_true", help="run the models even where cached predictions exist")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("report", help="write a static HTML leaderboard of every release in a folder")
+    s.add_argument("releases", metavar="RELEASES_DIR", help="folder of release folders (NAME.TAG/model.safetensors)")
+    s.add_argument("-o", "--out", required=True, metavar="DIR", help="folder the site is written to")
+    s.add_argument("--data-dir", help="dataset root (default: LTZOO_DATA, ../shared/data, torchvision's folder)")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--no-cache", action="store_true", help="run the models even where cached predictions exist")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("cam", help="draw CAM overlays with the SMCL mask box to PNG")
     s.add_argument("name")

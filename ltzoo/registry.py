@@ -129,6 +129,15 @@ LTZOO_RECIPES: dict[tuple[str, str], str] = {
        for m in _LSM},
 }
 
+# Numbers the papers report (top-1 %, CIFAR-10-LT IF 100, ResNet-32): labelled as the paper's, never as ours;
+# the README's results table and `ltzoo report` print them beside the measured top-1.
+PAPER_TOP1: dict[str, tuple[str, str]] = {
+    "resnet32_ce_cifar10_lt.if100": ("70.36", "LDAM-DRW paper, Table 2"),
+    "resnet32_ldam_drw_cifar10_lt.if100": ("77.03", "LDAM-DRW paper, Table 2"),
+    "resnet32_bcl_cifar10_lt.if100": ("84.32", "BCL, secondary quote"),
+    "resnet32_concutmix_cifar10_lt.if100": ("86.07", "ConCutMix README"),
+}
+
 
 class UnknownModelError(ValueError):
     """A name that is not in the zoo; the message lists the closest registered names."""

@@ -21,8 +21,14 @@ import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
 from ltzoo.data.batch_transforms import cifar_eval_transform
-from ltzoo.data.cifar import CIFAR_MAX_PER_CLASS, CIFAR_NUM_CLASSES, ZOO_CIFAR_DATASETS, cifar_lt, img_num_per_cls
-from ltzoo.data.cifar import long_tailed_indices
+from ltzoo.data.cifar import (
+    CIFAR_MAX_PER_CLASS,
+    CIFAR_NUM_CLASSES,
+    ZOO_CIFAR_DATASETS,
+    cifar_lt,
+    img_num_per_cls,
+    long_tailed_indices,
+)
 from ltzoo.data.loader import ArrayLoader
 from ltzoo.data.sources import load_cifar
 from ltzoo.data.splits import BENCHMARKS, SplitFileDataset, find_split_list, read_split_list
@@ -30,13 +36,13 @@ from ltzoo.data.transforms import eval_transform_from_cfg
 from ltzoo.evaluate import EvalResult, Predictions, compute_metrics, plot_per_class, predict
 from ltzoo.evaluation.cache import array_sha256, load_predictions, prediction_key, save_predictions
 from ltzoo.evaluation.posthoc import posthoc_logits
-from ltzoo.evaluation.test_distributions import parse_test_dists, shifted_accuracies
+from ltzoo.evaluation.test_distributions import parse_test_dists, plot_test_dists, shifted_accuracies
 from ltzoo.factory import create_model
 from ltzoo.hub import sha256_file
 from ltzoo.registry import get_pretrained_cfg, resolve
 
 __all__ = ["AMP_DTYPES", "HELDOUT_SEED", "SPLITS", "Evaluation", "default_amp", "heldout_indices",
-           "model_predictions", "validate"]
+           "model_predictions", "test_dists_plot_path", "validate"]
 
 SPLITS: tuple[str, ...] = ("test", "val", "heldout")
 HELDOUT_SEED = 0
@@ -79,21 +85,21 @@ class _EvalData:
     identity: dict[str, Any]  # what the prediction cache keys the data by
 
 
-def heldout_indices(labels: np.ndarray, long_tailed: np.ndarray, per_class: int, seed: int = HELDOUT_SEED) -> np.ndarray:
-    """A balanced held-out split of a CIFAR training set: ``per_class`` images of each class among those NOT in
-    the long-tailed subset ``long_tailed`` (shuffled per class with one RandomState(seed)), ascending positions."""
+def heldout_indices(
+    labels: np.ndarray, long_tailed: np.ndarray, per_class: int, seed: int = HELDOUT_SEED
+) -> np.ndarray:
+    """A held-out split of a CIFAR training set from the images NOT in the long-tailed subset ``long_tailed``: up to
+    ``per_class`` of each class (fewer where fewer are left; none for a head class the subset keeps whole), drawn by
+    shuffling each class's unused positions with one RandomState(seed). Ascending positions."""
     unused = np.ones(len(labels), dtype=bool)
     unused[long_tailed] = False
     rng = np.random.RandomState(seed)
     kept = []
     for cls in range(int(labels.max()) + 1):
         positions = np.flatnonzero(unused & (labels == cls))
-        if len(positions) < per_class:
-            raise ValueError(f"class {cls} has {len(positions)} training images outside the long-tailed subset, "
-                             f"fewer than the {per_class} the held-out split takes")
         rng.shuffle(positions)
         kept.append(positions[:per_class])
-    return np.sort(np.concatenate(kept))
+    return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
 def _cifar_data(
@@ -101,9 +107,9 @@ def _cifar_data(
 ) -> _EvalData:
     """The balanced CIFAR test set in a fixed order, or the held-out split, normalised with the cfg's mean/std.
 
-    ``heldout`` is for tuning (never the test set): CIFAR_MAX_PER_CLASS/10 training images per class (500 for
-    CIFAR-10, 50 for CIFAR-100) drawn from the training images the long-tailed subset (seed 0, the releases'
-    ``data.subset_seed``) leaves out, so the model never trained on them.
+    ``heldout`` is for tuning (never the test set): up to CIFAR_MAX_PER_CLASS/10 training images per class (500 for
+    CIFAR-10, 50 for CIFAR-100) from those the long-tailed subset (seed 0, the releases' ``data.subset_seed``) leaves
+    out, so the model never trained on them. The subset keeps class 0 whole, so class 0 is absent from it.
     """
     if split == "val":
         raise ValueError(f"CIFAR-LT benchmarks have no {split!r} split; use split='test' (or 'heldout' for tuning)")
@@ -114,8 +120,11 @@ def _cifar_data(
         long_tailed = long_tailed_indices(arrays.labels, CIFAR_NUM_CLASSES[dataset], imb_factor)
         kept = heldout_indices(arrays.labels, long_tailed, CIFAR_MAX_PER_CLASS[dataset] // 10)
         images, labels, class_names = arrays.images[kept], arrays.labels[kept], arrays.class_names
-        source = (f"{arrays.source}: balanced held-out split, {len(kept) // CIFAR_NUM_CLASSES[dataset]} per class "
-                  f"from the training images outside the IF {imb_factor:g} long-tailed subset (seed {HELDOUT_SEED})")
+        present = np.bincount(labels, minlength=CIFAR_NUM_CLASSES[dataset])
+        absent = np.flatnonzero(present == 0).tolist()
+        source = (f"{arrays.source}: held-out split of {len(kept):,} training images outside the IF {imb_factor:g} "
+                  f"long-tailed subset (seed {HELDOUT_SEED}), up to {CIFAR_MAX_PER_CLASS[dataset] // 10} per class"
+                  + (f"; classes {absent} have none left (the subset keeps them whole)" if absent else ""))
     else:
         data = cifar_lt(dataset, "test", imb_factor=imb_factor, root=data_dir)
         images, labels, class_names, source = data.images, data.labels, data.class_names, data.source
@@ -170,6 +179,12 @@ def _weights_record(pretrained: bool, checkpoint: str | Path | None, cfg: dict[s
         source = cfg.get("file") or f"hf-hub:{cfg['hf_hub_id']}"
         return {"weights": f"pretrained:{source}", "weights_sha256": cfg.get("sha256")}
     return {"weights": "random-init", "weights_sha256": None}
+
+
+def test_dists_plot_path(plot: str | Path) -> Path:
+    """Where ``validate`` saves the shifted-test-distribution plot beside the per-class ``plot``."""
+    plot = Path(plot)
+    return plot.with_name(f"{plot.stem}.test_dists.png")
 
 
 @dataclass(frozen=True)
@@ -263,7 +278,9 @@ def validate(
     a comma list or a sequence of names) adds top-1 on shifted test distributions; ``logit_adjust`` / ``tau_norm``
     are post-hoc τ's (``ltzoo.evaluation.posthoc``). The JSON holds ``to_dict()`` (the confusion matrix only up to
     ``MAX_JSON_CONFUSION_CLASSES`` classes) plus name, tag, split, the adjustments and the weights' and data's
-    sources. ``data_dir`` is the CIFAR root or the folder of a large-scale benchmark's images and lists.
+    sources. ``data_dir`` is the CIFAR root or the folder of a large-scale benchmark's images and lists. ``plot``
+    gets the per-class figure with the reliability diagram, and with ``test_dists`` ``test_dists_plot_path(plot)``
+    the accuracy against the test distribution.
     """
     names = parse_test_dists(test_dists) if isinstance(test_dists, str) else list(test_dists or ())
     if names and split != "test":
@@ -290,4 +307,6 @@ def validate(
     if plot is not None:
         plot_per_class(result, evaluation.train_counts, plot, title=f"{evaluation.name} ({split})",
                        class_names=evaluation.class_names)
+        if result.test_dists:
+            plot_test_dists({evaluation.name: result.test_dists}, test_dists_plot_path(plot))
     return result

@@ -26,14 +26,6 @@ ABLATIONS = ROOT / "results" / "ablations"
 METRIC_KEYS = ("top1", "top5", "many", "medium", "few", "ece")
 BOOKKEEPING = {"run_dir", "release_dir", "eval_every", "keep_checkpoints", "compile", "data.root", "data.num_workers"}
 
-# Numbers the papers report (top-1 %, CIFAR-10-LT IF 100, ResNet-32): labelled as the paper's, never as ours.
-PAPER_TOP1 = {
-    "resnet32_ce_cifar10_lt.if100": ("70.36", "LDAM-DRW paper, Table 2"),
-    "resnet32_ldam_drw_cifar10_lt.if100": ("77.03", "LDAM-DRW paper, Table 2"),
-    "resnet32_bcl_cifar10_lt.if100": ("84.32", "BCL, secondary quote"),
-    "resnet32_concutmix_cifar10_lt.if100": ("86.07", "ConCutMix README"),
-}
-
 
 def _flat(d: dict, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
@@ -120,7 +112,7 @@ def results_table(table: dict[str, dict]) -> str:
             "|---|---|---|---|---|---|---|"]
     for full, rec in table.items():
         m = rec["metrics"]
-        paper = PAPER_TOP1.get(full)
+        paper = registry.PAPER_TOP1.get(full)
         rows.append(f"| `{full}` | {pct(m['top1'])} | {pct(m['many'])} | {pct(m['medium'])} | {pct(m['few'])} | "
                     f"{f'{paper[0]} ({paper[1]})' if paper else '–'} | `{rec['validate_command']}` |")
         for ablation in rec["ablations"]:

@@ -16,9 +16,12 @@ set is computed from predictions on the full test set at the kept positions: the
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from torch import Tensor
 
 from ltzoo.data.cifar import img_num_per_cls
@@ -28,6 +31,7 @@ __all__ = [
     "SHIFT_SEED",
     "TEST_DISTRIBUTIONS",
     "parse_test_dists",
+    "plot_test_dists",
     "shifted_accuracies",
     "shifted_class_counts",
     "shifted_indices",
@@ -101,3 +105,28 @@ def shifted_accuracies(logits: Tensor, labels: Tensor, names: Sequence[str],
     label_array = labels.cpu().numpy()
     num_classes = logits.shape[1] if num_classes is None else num_classes
     return {name: float(100.0 * correct[shifted_indices(label_array, name, num_classes)].mean()) for name in names}
+
+
+def plot_test_dists(curves: Mapping[str, Mapping[str, float]], path: str | Path, title: str | None = None) -> Path:
+    """Save top-1 against the test distribution (forward-50 … uniform … backward-50), one line per model.
+
+    ``curves`` maps a model's label to its {distribution: top-1} (``EvalResult.test_dists``)."""
+    names = [name for name in TEST_DISTRIBUTIONS if any(name in curve for curve in curves.values())]
+    if not names:
+        raise ValueError("no shifted test distribution results to plot (evaluate with test_dists)")
+    figure = Figure(figsize=(9.0, 4.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    axis = figure.add_subplot()
+    position = np.arange(len(names))
+    for label, curve in curves.items():
+        axis.plot(position, [curve.get(name, np.nan) for name in names], marker="o", linewidth=1.5, label=label)
+    axis.set_xticks(position, names, rotation=45, ha="right")
+    axis.set_xlabel("test distribution (forward: head-heavy … backward: tail-heavy)")
+    axis.set_ylabel("top-1 (%)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, framealpha=0.9)
+    axis.set_title(title or "top-1 on shifted test distributions")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=120)
+    return path
