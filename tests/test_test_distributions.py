@@ -43,7 +43,8 @@ def test_each_shifted_cifar10_test_set_has_the_formulas_class_counts(cifar10_tes
 
 def test_cifar10_forward50_and_backward50_keep_these_counts(cifar10_test_labels):
     forward = [1000, 647, 419, 271, 175, 113, 73, 47, 30, 20]
-    kept = {name: cifar10_test_labels[shifted_indices(cifar10_test_labels, name)] for name in ("forward50", "backward50")}
+    labels = cifar10_test_labels
+    kept = {name: labels[shifted_indices(labels, name)] for name in ("forward50", "backward50")}
     assert np.bincount(kept["forward50"]).tolist() == forward
     assert np.bincount(kept["backward50"]).tolist() == forward[::-1]
 
