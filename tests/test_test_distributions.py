@@ -97,3 +97,10 @@ def test_all_names_every_distribution_and_a_comma_list_keeps_plot_order():
 def test_an_unknown_distribution_lists_the_valid_names():
     with pytest.raises(ValueError, match="backward100.*forward50"):
         parse_test_dists("backward100")
+
+
+def test_the_validate_command_names_the_valid_distributions_for_an_unknown_one(capsys):
+    from ltzoo.cli import main
+
+    assert main(["validate", "resnet32_ce_cifar10_lt", "--test-dist", "sideways"]) == 2
+    assert "unknown test distribution sideways; use 'all' or a comma list of forward50" in capsys.readouterr().err

@@ -50,6 +50,10 @@ class SweepResult:
         for label, result in (("plain", self.plain), (f"{self.kind} τ={self.best_tau:g}", self.adjusted)):
             cells = [result.top1, result.many, result.medium, result.few, result.ece]
             lines.append(f"  {label:<18}" + "".join(f"{'n/a' if v is None else f'{v:.2f}':>8}" for v in cells))
+        if self.plain.test_dists and self.adjusted.test_dists:
+            lines.append(f"  {'top-1 on':<18}{'plain':>8}{'adjusted':>10}")
+            lines += [f"  {name:<18}{value:>8.2f}{self.adjusted.test_dists[name]:>10.2f}"
+                      for name, value in self.plain.test_dists.items()]
         return "\n".join(lines)
 
 
