@@ -82,3 +82,17 @@ def test_the_sweep_picks_the_tau_that_scores_best_on_the_heldout_predictions():
                               [0.0, 1.0, 1.2, 2.0])
     assert scores == [50.0, 100.0, 100.0, 50.0]
     assert best == 1.0  # the smallest of the best
+
+
+@pytest.mark.slow
+def test_post_hoc_logit_adjustment_of_the_ce_release_at_the_heldout_tau():
+    from fixtures import shared_file
+
+    from ltzoo.evaluation.sweep import sweep
+
+    shared_file("cifar10_train_jpeg.npz")
+    result = sweep("resnet32_ce_cifar10_lt.if100", "logit_adjust", progress=False,
+                   checkpoint="releases/resnet32_ce_cifar10_lt.if100/model.safetensors")
+    assert result.best_tau == 2.4
+    assert (result.plain.top1, result.adjusted.top1) == pytest.approx((65.67, 74.67))
+    assert (result.adjusted.many, result.adjusted.medium) == pytest.approx((72.5875, 83.0))
