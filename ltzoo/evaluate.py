@@ -224,7 +224,7 @@ def _unpack(batch: Any) -> tuple[Tensor, Tensor]:
 @dataclasses.dataclass(frozen=True)
 class Predictions:
     """A model's outputs over a whole split, in loader order: float32 logits (N, C), labels (N,), and the
-    penultimate features (N, D) when the model has timm's ``forward_head(pre_logits=True)`` (else None)."""
+    penultimate features (N, D) when asked for (``predict(..., features=True)``), else None."""
 
     logits: Tensor
     labels: Tensor
@@ -250,16 +250,21 @@ def predict(
     device: str | torch.device = "cpu",
     progress: bool = True,
     desc: str = "predict",
+    features: bool = False,
 ) -> Predictions:
     """Run ``model`` over ``loader`` under ``inference_mode``; the model's train/eval mode is restored afterwards.
 
     ``flip`` averages the outputs of x and its horizontal mirror; ``amp_dtype`` (e.g. bf16) enables autocast.
-    ``images_per_sec`` is end-to-end throughput, data loading included.
+    ``features`` also keeps the penultimate features (timm's ``forward_head(pre_logits=True)``; a ValueError for a
+    model without it). ``images_per_sec`` is end-to-end throughput, data loading included.
     """
     device = torch.device(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
-    with_features = hasattr(model, "forward_features") and hasattr(model, "forward_head")
+    with_features = features
+    if with_features and not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
+        raise ValueError(f"features=True needs timm's forward_features/forward_head, which "
+                         f"{type(model).__name__} lacks")
     was_training = model.training
     model.eval()
     all_logits, all_features, all_labels = [], [], []

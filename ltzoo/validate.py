@@ -246,7 +246,8 @@ def model_predictions(
     predictions = load_predictions(key) if use_cache else None
     if predictions is None:
         predictions = predict(model, data.loader, flip=flip, amp_dtype=AMP_DTYPES[amp] if amp else None,
-                              device=_device(), progress=progress, desc=f"{full_name} {split}")
+                              device=_device(), progress=progress, desc=f"{full_name} {split}",
+                              features=isinstance(model.get_classifier(), torch.nn.Linear))  # for tau_norm
         if use_cache:
             save_predictions(key, predictions, identity)
     return Evaluation(full_name, split, model, predictions, data.train_counts, data.class_names, data.source,

@@ -58,7 +58,7 @@ def test_create_model_with_an_adjustment_predicts_what_the_cached_outputs_give(a
     torch.manual_seed(0)
     adjusted = ltzoo.create_model("resnet32_ce_cifar10_lt", **adjustment).eval()
     images = torch.randn(6, 3, 32, 32)
-    outputs = predict(plain, [(images, torch.zeros(6, dtype=torch.long))], progress=False)
+    outputs = predict(plain, [(images, torch.zeros(6, dtype=torch.long))], progress=False, features=True)
     counts = img_num_per_cls(5000, 10, 100)  # the CIFAR-10-LT IF 100 training counts the release records
     expected = posthoc_logits(outputs, plain.get_classifier(), counts, **adjustment)
     with torch.inference_mode():
