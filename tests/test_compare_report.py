@@ -113,10 +113,11 @@ def test_chromium_renders_the_leaderboard_with_a_row_per_release(report):
 
 
 def test_chromium_sorts_the_leaderboard_by_a_column(report, compared):
-    dom = chromium("--dump-dom", report.as_uri() + "#sort=top-1").stdout
     by_top1 = [m.name for m in sorted(compared, key=lambda m: m.result.top1)]
-    assert leaderboard_rows(dom) == by_top1
-    assert 'aria-sort="ascending"' in dom
+    dom = chromium("--dump-dom", report.as_uri() + "#sort=top-1").stdout
+    assert leaderboard_rows(dom) == by_top1 and 'aria-sort="ascending"' in dom
+    dom = chromium("--dump-dom", report.as_uri() + "#sort=-top-1").stdout
+    assert leaderboard_rows(dom) == by_top1[::-1] and 'aria-sort="descending"' in dom
 
 
 def test_chromium_renders_a_model_page_with_its_card(report):
