@@ -134,3 +134,21 @@ def test_a_screenshot_of_the_leaderboard_is_not_blank(report, tmp_path):
         pixels = np.asarray(image.convert("L"), dtype=np.float64)
     assert pixels.shape == (900, 1400)
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # text and plots, not an empty page
+
+
+def test_the_readme_table_script_rewrites_only_its_marked_region(releases, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "testdist_table.py"
+    spec = importlib.util.spec_from_file_location("testdist_table", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    releases_dir, data = releases
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{module.BEGIN}\nold table\n{module.END}\noutro\n")
+    args = ["--releases", str(releases_dir), "--readme", str(readme), "--data-dir", str(data)]
+    assert module.main(args) == 0
+    text = readme.read_text()
+    assert text.startswith(f"intro\n{module.BEGIN}\n| model | top-1 |") and text.endswith(f"{module.END}\noutro\n")
+    assert "old table" not in text and all(f"`{name}`" in text for name in NAMES)
