@@ -17,13 +17,11 @@ from matplotlib.figure import Figure
 from ltzoo.data.shots import SHOT_GROUPS
 from ltzoo.evaluate import EvalResult
 from ltzoo.evaluation.test_distributions import TEST_DISTRIBUTIONS
+from ltzoo.hub import WEIGHTS_NAME
 from ltzoo.registry import resolve
 from ltzoo.validate import model_predictions
 
 __all__ = ["ComparedModel", "compare", "comparison_table", "plot_per_class_comparison", "validate_command"]
-
-WEIGHTS_NAME = "model.safetensors"
-
 
 @dataclass(frozen=True)
 class ComparedModel:

@@ -17,8 +17,9 @@ from pathlib import Path
 from ltzoo import registry
 from ltzoo.data.shots import SHOT_GROUPS, SHOT_RULE
 from ltzoo.evaluate import plot_per_class
-from ltzoo.evaluation.compare import WEIGHTS_NAME, ComparedModel, compare, plot_per_class_comparison
+from ltzoo.evaluation.compare import ComparedModel, compare, plot_per_class_comparison
 from ltzoo.evaluation.test_distributions import TEST_DISTRIBUTIONS, plot_test_dists
+from ltzoo.hub import WEIGHTS_NAME
 
 __all__ = ["release_names", "write_report"]
 
