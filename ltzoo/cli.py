@@ -1,4 +1,4 @@
-"""The `ltzoo` command: list | info | validate | cam | serve-hub."""
+"""The `ltzoo` command: list | info | validate | compare | report | cam | serve-hub."""
 
 from __future__ import annotations
 
@@ -56,9 +56,23 @@ def cmd_info(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def _posthoc_tau(value: str) -> float:
+    """argparse type of a post-hoc τ: a number ≥ 0."""
+    try:
+        tau = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"τ must be a number, got {value!r}") from None
+    if not tau >= 0 or tau == float("inf"):
+        raise argparse.ArgumentTypeError(f"τ must be a finite number ≥ 0, got {value!r}")
+    return tau
+
+
 def cmd_validate(args: argparse.Namespace) -> None:
+    from .evaluation.test_distributions import parse_test_dists
     from .validate import default_amp, validate
 
+    test_dists = parse_test_dists(args.test_dist) if args.test_dist else None
+    amp = default_amp() if args.amp == "auto" else args.amp
     with ExitStack() as stack:
         if args.local_hub:
             from .hub_server import LocalHub, use_endpoint
@@ -67,16 +81,56 @@ def cmd_validate(args: argparse.Namespace) -> None:
             use_endpoint(hub.endpoint)
             print(f"serving {len(hub.repo_ids)} release(s) from {args.local_hub} at {hub.endpoint}", file=sys.stderr)
         pretrained = args.pretrained or args.checkpoint is None
+        if args.sweep:
+            from .evaluation.sweep import sweep
+
+            if args.split != "test" or args.json or args.plot or args.flip or amp:
+                raise ValueError("--sweep prints the τ grid and the test metrics at the chosen τ; run it without "
+                                 "--split/--json/--plot/--flip/--amp, then validate at that τ for files")
+            result = sweep(args.name, args.sweep, pretrained=pretrained, checkpoint=weights_file(args.checkpoint),
+                           data_dir=args.data_dir, batch_size=args.batch_size, cache=not args.no_cache,
+                           test_dists=test_dists or ())
+            print(result.format_report())
+            return
         result = validate(
             args.name, pretrained=pretrained, checkpoint=weights_file(args.checkpoint), data_dir=args.data_dir,
-            split=args.split, batch_size=args.batch_size, flip=args.flip,
-            amp=default_amp() if args.amp == "auto" else args.amp, json_out=args.json, plot=args.plot,
+            split=args.split, batch_size=args.batch_size, flip=args.flip, amp=amp, json_out=args.json, plot=args.plot,
+            test_dists=test_dists, logit_adjust=args.logit_adjust, tau_norm=args.tau_norm, cache=not args.no_cache,
         )
-    print(result.format_report(f"{args.name} ({args.split})"))
+    adjusted = [f"{flag} τ={tau:g}" for flag, tau in (("logit-adjust", args.logit_adjust),
+                                                       ("tau-norm", args.tau_norm)) if tau is not None]
+    print(result.format_report(f"{args.name} ({args.split}{''.join(', ' + a for a in adjusted)})"))
     if args.json:
         print(f"metrics written to {args.json}")
     if args.plot:
         print(f"plot written to {args.plot}")
+        if test_dists:
+            from .validate import test_dists_plot_path
+
+            print(f"shifted test distributions plot written to {test_dists_plot_path(args.plot)}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .evaluation.compare import compare, comparison_table, plot_per_class_comparison
+    from .evaluation.test_distributions import plot_test_dists
+
+    models = compare(args.names, releases_dir=args.releases, data_dir=args.data_dir, batch_size=args.batch_size,
+                     cache=not args.no_cache)
+    print(comparison_table(models, markdown=args.markdown, commands=args.commands))
+    if args.plot:
+        plot_per_class_comparison(models, args.plot)
+        print(f"per-class plot written to {args.plot}")
+    if args.test_dist_plot:
+        plot_test_dists({m.name: m.result.test_dists for m in models}, args.test_dist_plot)
+        print(f"shifted test distributions plot written to {args.test_dist_plot}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .evaluation.report import write_report
+
+    index = write_report(args.releases, args.out, data_dir=args.data_dir, batch_size=args.batch_size,
+                         cache=not args.no_cache)
+    print(f"report written to {index} (open it in a browser; no server needed)")
 
 
 def weights_file(checkpoint: str | None) -> str | None:
@@ -148,16 +202,48 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("--pretrained", action="store_true", help="published weights from the Hub (the default)")
     weights.add_argument("--checkpoint", help="a local .safetensors file, or a release folder holding one")
     s.add_argument("--data-dir", help="dataset root (default: LTZOO_DATA, ../shared/data, torchvision's folder)")
-    s.add_argument("--split", choices=("test", "val"), default="test")
+    s.add_argument("--split", choices=("test", "val", "heldout"), default="test",
+                   help="heldout: training images outside the long-tailed subset (CIFAR) or the val list, for tuning")
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
     s.add_argument("--amp", choices=("auto", "bf16", "none"), default="none",
                    help="autocast dtype; auto = bf16 where the hardware has it natively")
     s.add_argument("--json", help="write the metrics as JSON here")
-    s.add_argument("--plot", help="save the per-class long-tail figure (PNG) here")
+    s.add_argument("--plot", help="save the per-class long-tail figure and reliability diagram (PNG) here")
+    s.add_argument("--test-dist", metavar="NAMES",
+                   help="also top-1 on shifted test distributions: 'all' or a comma list such as backward50,uniform "
+                        "(forward/backward 50, 25, 10, 5, 2 and uniform; docs/evaluation.md)")
+    s.add_argument("--logit-adjust", type=_posthoc_tau, metavar="TAU",
+                   help="post-hoc logit adjustment: predict with z − τ·log(training prior)")
+    s.add_argument("--tau-norm", type=_posthoc_tau, metavar="TAU",
+                   help="τ-normalised classifier: a linear head's class vectors w_k / ‖w_k‖^τ")
+    s.add_argument("--sweep", choices=("logit_adjust", "tau_norm"),
+                   help="print held-out accuracy over τ = 0, 0.1, ..., 3 and the test metrics at the τ best there")
+    s.add_argument("--no-cache", action="store_true", help="run the model even where cached predictions exist")
     s.add_argument("--local-hub", metavar="RELEASES_DIR",
                    help="serve this releases folder on a local Hub for the run (offline use)")
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("compare", help="several models on the same test data: one table, shared plots")
+    s.add_argument("names", nargs="+", metavar="NAME")
+    s.add_argument("--releases", metavar="RELEASES_DIR",
+                   help="load each NAME from RELEASES_DIR/NAME/model.safetensors instead of the Hub")
+    s.add_argument("--data-dir", help="dataset root (default: LTZOO_DATA, ../shared/data, torchvision's folder)")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--plot", help="save per-class accuracy, one line per model (PNG) here")
+    s.add_argument("--test-dist-plot", help="save top-1 against the test distribution, one line per model (PNG)")
+    s.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    s.add_argument("--commands", action="store_true", help="add the validate command of each row")
+    s.add_argument("--no-cache", action="store_true", help="run the models even where cached predictions exist")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("report", help="write a static HTML leaderboard of every release in a folder")
+    s.add_argument("releases", metavar="RELEASES_DIR", help="folder of release folders (NAME.TAG/model.safetensors)")
+    s.add_argument("-o", "--out", required=True, metavar="DIR", help="folder the site is written to")
+    s.add_argument("--data-dir", help="dataset root (default: LTZOO_DATA, ../shared/data, torchvision's folder)")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--no-cache", action="store_true", help="run the models even where cached predictions exist")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("cam", help="draw CAM overlays with the SMCL mask box to PNG")
     s.add_argument("name")

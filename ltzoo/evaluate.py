@@ -23,7 +23,16 @@ from tqdm import tqdm
 
 from ltzoo.data.shots import SHOT_GROUPS, shot_groups
 
-__all__ = ["ECE_BINS", "EvalResult", "compute_metrics", "evaluate", "plot_per_class"]
+__all__ = [
+    "ECE_BINS",
+    "EvalResult",
+    "Predictions",
+    "compute_metrics",
+    "evaluate",
+    "plot_per_class",
+    "plot_reliability",
+    "predict",
+]
 
 ECE_BINS = 15
 _GROUP_COLOURS = {"many": "#4c72b0", "medium": "#dd8452", "few": "#c44e52"}
@@ -49,6 +58,8 @@ class EvalResult:
     num_images: int
     images_per_sec: float | None
     group_sizes: dict[str, int]
+    reliability: dict[str, list[float]] | None = None  # per ECE bin: count, accuracy and mean confidence (%)
+    test_dists: dict[str, float] | None = None  # top-1 on shifted test distributions (ltzoo.evaluation)
 
     def to_dict(self, include_confusion: bool = True) -> dict[str, Any]:
         """Plain JSON-serialisable dict; the confusion matrix becomes nested lists (rows = true class)."""
@@ -63,6 +74,8 @@ class EvalResult:
             "num_images": self.num_images,
             "images_per_sec": self.images_per_sec,
             "group_sizes": dict(self.group_sizes),
+            "reliability": self.reliability,
+            "test_dists": self.test_dists,
         }
         if include_confusion:
             out["confusion"] = self.confusion.tolist()
@@ -79,6 +92,9 @@ class EvalResult:
         lines.append(f"  {'ECE':<8}{_percent(self.ece)}   ({ECE_BINS} bins)")
         speed = "n/a" if self.images_per_sec is None else f"{self.images_per_sec:,.1f}"
         lines.append(f"  {'speed':<8}{speed:>10} images/s")
+        if self.test_dists:
+            lines.append("  top-1 on shifted test distributions (forward: head-heavy, backward: tail-heavy)")
+            lines += [f"    {name:<12}{_percent(value)}" for name, value in self.test_dists.items()]
         return "\n".join(lines)
 
 
@@ -127,15 +143,25 @@ def _true_class_rank(logits: Tensor, labels: Tensor) -> Tensor:
     return torch.cat(ranks)
 
 
-def _expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Σ_b |B_b|/N · |acc(B_b) − conf(B_b)| over equal-width bins (lower, upper]; a fraction in [0, 1].
+def _calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> tuple[float, dict]:
+    """ECE as a fraction in [0, 1] and the reliability bins (count, accuracy %, mean confidence %; NaN when empty).
 
-    Computed as Σ_b |Σ_{i∈B_b} correct_i − Σ_{i∈B_b} conf_i| / N, which is the same sum.
+    ECE = Σ_b |B_b|/N · |acc(B_b) − conf(B_b)| over equal-width bins (lower, upper], computed as
+    Σ_b |Σ_{i∈B_b} correct_i − Σ_{i∈B_b} conf_i| / N, which is the same sum.
     """
     bin_index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    count = np.bincount(bin_index, minlength=bins)
     correct_sum = np.bincount(bin_index, weights=correct.astype(np.float64), minlength=bins)
     confidence_sum = np.bincount(bin_index, weights=confidence, minlength=bins)
-    return float(np.abs(correct_sum - confidence_sum).sum() / len(confidence))
+    ece = float(np.abs(correct_sum - confidence_sum).sum() / len(confidence))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy, mean_confidence = 100.0 * correct_sum / count, 100.0 * confidence_sum / count
+    reliability = {
+        "count": count.astype(float).tolist(),
+        "accuracy": [float(a) if n else None for a, n in zip(accuracy, count)],
+        "confidence": [float(c) if n else None for c, n in zip(mean_confidence, count)],
+    }
+    return ece, reliability
 
 
 def compute_metrics(
@@ -169,6 +195,7 @@ def compute_metrics(
         evaluated = members[has_images[members]]
         group_accuracy[group] = float(class_accuracy[evaluated].mean()) if len(evaluated) else None
 
+    ece, reliability = _calibration_bins(confidence, prediction == true)
     return EvalResult(
         top1=float(100.0 * (rank == 0).mean()),
         top5=float(100.0 * (rank < 5).mean()),
@@ -176,11 +203,12 @@ def compute_metrics(
         medium=group_accuracy["medium"],
         few=group_accuracy["few"],
         per_class=[float(a) if ok else None for a, ok in zip(class_accuracy, has_images)],
-        ece=100.0 * _expected_calibration_error(confidence, prediction == true),
+        ece=100.0 * ece,
         confusion=confusion,
         num_images=num_images,
         images_per_sec=None,
         group_sizes={group: len(groups[group]) for group in SHOT_GROUPS},
+        reliability=reliability,
     )
 
 
@@ -191,6 +219,87 @@ def _unpack(batch: Any) -> tuple[Tensor, Tensor]:
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
         return batch[0], batch[1]
     raise TypeError(f"a batch must have .images and .labels or be an (images, labels) pair, got {type(batch).__name__}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """A model's outputs over a whole split, in loader order: float32 logits (N, C), labels (N,), and the
+    penultimate features (N, D) when asked for (``predict(..., features=True)``), else None."""
+
+    logits: Tensor
+    labels: Tensor
+    features: Tensor | None
+    images_per_sec: float | None
+
+
+def _outputs(model: nn.Module, images: Tensor, with_features: bool) -> tuple[Tensor, Tensor | None]:
+    """(logits, pre-logit features or None) of one batch, both float32."""
+    if not with_features:
+        return model(images).float(), None
+    feature_map = model.forward_features(images)
+    return model.forward_head(feature_map).float(), model.forward_head(feature_map, pre_logits=True).float()
+
+
+def predict(
+    model: nn.Module,
+    loader: Iterable[Any],
+    *,
+    flip: bool = False,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = True,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "predict",
+    features: bool = False,
+) -> Predictions:
+    """Run ``model`` over ``loader`` under ``inference_mode``; the model's train/eval mode is restored afterwards.
+
+    ``flip`` averages the outputs of x and its horizontal mirror; ``amp_dtype`` (e.g. bf16) enables autocast.
+    ``features`` also keeps the penultimate features (timm's ``forward_head(pre_logits=True)``; a ValueError for a
+    model without it). ``images_per_sec`` is end-to-end throughput, data loading included.
+    """
+    device = torch.device(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    with_features = features
+    if with_features and not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
+        raise ValueError(f"features=True needs timm's forward_features/forward_head, which "
+                         f"{type(model).__name__} lacks")
+    was_training = model.training
+    model.eval()
+    all_logits, all_features, all_labels = [], [], []
+    try:
+        with torch.inference_mode(), tqdm(loader, desc=desc, unit="batch", disable=not progress) as bar:
+            start = time.perf_counter()
+            for batch in bar:
+                images, labels = _unpack(batch)
+                images = images.to(device, non_blocking=True)
+                if images.ndim == 4:
+                    images = images.contiguous(memory_format=memory_format)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    logits, features = _outputs(model, images, with_features)
+                    if flip:
+                        flipped_logits, flipped_features = _outputs(model, images.flip(-1), with_features)
+                        logits = (logits + flipped_logits) / 2
+                        features = None if features is None else (features + flipped_features) / 2
+                all_logits.append(logits.cpu())
+                if features is not None:
+                    all_features.append(features.cpu())
+                all_labels.append(torch.as_tensor(labels).cpu())
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            elapsed = time.perf_counter() - start
+    finally:
+        model.train(was_training)
+    if not all_logits:
+        raise ValueError("the loader yielded no batches")
+    labels = torch.cat(all_labels).long()
+    return Predictions(
+        logits=torch.cat(all_logits),
+        labels=labels,
+        features=torch.cat(all_features) if all_features else None,
+        images_per_sec=len(labels) / elapsed if elapsed > 0 else None,
+    )
 
 
 def evaluate(
@@ -205,41 +314,11 @@ def evaluate(
     progress: bool = True,
     desc: str = "validate",
 ) -> EvalResult:
-    """Run ``model`` over ``loader`` under ``inference_mode`` and return ``compute_metrics`` of its logits.
-
-    ``flip`` averages the logits of x and its horizontal mirror; ``amp_dtype`` (e.g. bf16) enables autocast.
-    Logits are gathered in float32. ``images_per_sec`` is end-to-end throughput, data loading included.
-    The model's train/eval mode is restored afterwards.
-    """
-    device = torch.device(device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
-    was_training = model.training
-    model.eval()
-    all_logits, all_labels = [], []
-    try:
-        with torch.inference_mode(), tqdm(loader, desc=desc, unit="batch", disable=not progress) as bar:
-            start = time.perf_counter()
-            for batch in bar:
-                images, labels = _unpack(batch)
-                images = images.to(device, non_blocking=True)
-                if images.ndim == 4:
-                    images = images.contiguous(memory_format=memory_format)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    logits = model(images).float()
-                    if flip:
-                        logits = (logits + model(images.flip(-1)).float()) / 2
-                all_logits.append(logits.cpu())
-                all_labels.append(torch.as_tensor(labels).cpu())
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            elapsed = time.perf_counter() - start
-    finally:
-        model.train(was_training)
-    if not all_logits:
-        raise ValueError("the loader yielded no batches")
-    result = compute_metrics(torch.cat(all_logits), torch.cat(all_labels), train_counts)
-    return dataclasses.replace(result, images_per_sec=result.num_images / elapsed if elapsed > 0 else None)
+    """``compute_metrics`` of ``predict(model, loader, ...)``'s logits, with its throughput as ``images_per_sec``."""
+    outputs = predict(model, loader, flip=flip, amp_dtype=amp_dtype, channels_last=channels_last, device=device,
+                      progress=progress, desc=desc)
+    result = compute_metrics(outputs.logits, outputs.labels, train_counts)
+    return dataclasses.replace(result, images_per_sec=outputs.images_per_sec)
 
 
 def _group_of_class(train_counts: np.ndarray) -> np.ndarray:
@@ -250,6 +329,32 @@ def _group_of_class(train_counts: np.ndarray) -> np.ndarray:
     return group_of
 
 
+def plot_reliability(result: EvalResult, axis: Any) -> None:
+    """Draw the reliability diagram of ``result`` on a matplotlib axis: accuracy per confidence bin against the
+    diagonal, the gap shaded, the share of images per bin as a second bar series; ECE in the title."""
+    if result.reliability is None:
+        raise ValueError("this EvalResult has no reliability bins (it was not made by compute_metrics)")
+    bins = len(result.reliability["count"])
+    width = 100.0 / bins
+    centres = (np.arange(bins) + 0.5) * width
+    count = np.asarray(result.reliability["count"], dtype=np.float64)
+    accuracy = np.array([np.nan if a is None else a for a in result.reliability["accuracy"]])
+    confidence = np.array([np.nan if c is None else c for c in result.reliability["confidence"]])
+    filled = count > 0
+    axis.bar(centres[filled], accuracy[filled], width=width * 0.95, color="#4c72b0", label="accuracy")
+    axis.bar(centres[filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=width * 0.95,
+             color="#c44e52", alpha=0.35, label="gap to confidence")
+    axis.plot([0, 100], [0, 100], color="black", linestyle="--", linewidth=1)
+    axis.step(np.r_[0.0, centres + width / 2], np.r_[0.0, 100.0 * count / count.sum()], where="pre",
+              color="grey", linewidth=1, label="images (%)")
+    axis.set_xlim(0, 100)
+    axis.set_ylim(0, 100)
+    axis.set_xlabel("confidence (%)")
+    axis.set_ylabel("accuracy (%)")
+    axis.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    axis.set_title(f"reliability: ECE {result.ece:.2f} % ({bins} bins)")
+
+
 def plot_per_class(
     result: EvalResult,
     train_counts: Sequence[int] | np.ndarray | Tensor,
@@ -257,7 +362,8 @@ def plot_per_class(
     title: str | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Path:
-    """Save the long-tail figure: per-class accuracy bars over classes sorted by training count, counts on a 2nd axis.
+    """Save the long-tail figure: per-class accuracy bars over classes sorted by training count (counts on a 2nd
+    axis), the overall top-1 in its title, and the reliability diagram (``plot_reliability``) beside it.
 
     Bars and shaded regions are coloured by many/medium/few; the count axis is log-scaled when max/min > 20.
     """
@@ -270,9 +376,10 @@ def plot_per_class(
     accuracy = np.array([np.nan if a is None else a for a in result.per_class], dtype=np.float64)[order]
     position = np.arange(num_classes)
 
-    figure = Figure(figsize=(min(16.0, max(7.0, 0.25 * num_classes)), 4.5), layout="constrained")
+    width = min(16.0, max(7.0, 0.25 * num_classes))
+    figure = Figure(figsize=(width + 4.5, 4.5), layout="constrained")
     FigureCanvasAgg(figure)
-    axis = figure.add_subplot()
+    axis, reliability_axis = figure.subplots(1, 2, width_ratios=(width, 4.5))
     handles = []
     for group in SHOT_GROUPS:
         in_group = group_of == group
@@ -301,7 +408,12 @@ def plot_per_class(
     count_axis.set_ylabel("training images")
     handles.append(Line2D([], [], color="black", linewidth=1.5, label="training count"))
     axis.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
-    axis.set_title(title or f"per-class accuracy: top-1 {result.top1:.2f} %")
+    overall = f"top-1 {result.top1:.2f} %"
+    axis.set_title(f"{title}: {overall}" if title else f"per-class accuracy: {overall}")
+    if result.reliability is not None:
+        plot_reliability(result, reliability_axis)
+    else:
+        reliability_axis.set_axis_off()
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -83,13 +83,17 @@ def create_model(
     checkpoint_path: str | Path | None = None,
     pretrained_cfg_overlay: dict[str, Any] | None = None,
     with_heads: bool = False,
+    logit_adjust: float | None = None,
+    tau_norm: float | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a zoo model by name, with timm's semantics.
 
     `name` means `name.<default tag>`; `hf-hub:<ns>/<repo>` builds from a Hub release's config.json. A
     `num_classes` different from the checkpoint's keeps the backbone and re-initialises the classifier.
-    `with_heads` also loads the training-only heads (`heads.safetensors`). Extra kwargs go to the architecture.
+    `with_heads` also loads the training-only heads (`heads.safetensors`). `logit_adjust=τ` makes the model predict
+    z − τ·log π and `tau_norm=τ` τ-normalises a linear head (π and the counts: the benchmark's training class counts;
+    ltzoo.evaluation.posthoc). Extra kwargs go to the architecture.
     """
     if model_name.startswith(HF_HUB_PREFIX):
         source, cfg = _hub_source(model_name[len(HF_HUB_PREFIX):])
@@ -121,4 +125,11 @@ def create_model(
 
     cfg["num_classes"] = model.num_classes
     model.pretrained_cfg = model.default_cfg = cfg
+    if logit_adjust is not None or tau_norm is not None:
+        from .evaluation.posthoc import apply_posthoc, benchmark_train_counts
+
+        meta = cfg.get("ltzoo") or {}
+        dataset = meta.get("dataset") or registry.get_entry(model_name).dataset
+        imb_factor = cfg.get("imb_factor") or meta.get("config", {}).get("data", {}).get("imb_factor")
+        apply_posthoc(model, benchmark_train_counts(dataset, imb_factor), logit_adjust=logit_adjust, tau_norm=tau_norm)
     return model

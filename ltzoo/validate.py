@@ -2,13 +2,16 @@
 
 CIFAR-LT entries read the balanced CIFAR test set through ``ArrayLoader``; ImageNet-LT, iNaturalist 2018 and
 Places-LT read the OLTR split lists through a torch ``DataLoader``. Many/medium/few always use the TRAINING counts.
+The model runs once per weights, data and transform (``ltzoo.evaluation.cache``); shifted test distributions and
+post-hoc adjustments are computed from those cached outputs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,16 +21,31 @@ import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
 from ltzoo.data.batch_transforms import cifar_eval_transform
-from ltzoo.data.cifar import ZOO_CIFAR_DATASETS, cifar_lt
+from ltzoo.data.cifar import (
+    CIFAR_MAX_PER_CLASS,
+    CIFAR_NUM_CLASSES,
+    ZOO_CIFAR_DATASETS,
+    cifar_lt,
+    img_num_per_cls,
+    long_tailed_indices,
+)
 from ltzoo.data.loader import ArrayLoader
+from ltzoo.data.sources import load_cifar
 from ltzoo.data.splits import BENCHMARKS, SplitFileDataset, find_split_list, read_split_list
 from ltzoo.data.transforms import eval_transform_from_cfg
-from ltzoo.evaluate import EvalResult, evaluate, plot_per_class
+from ltzoo.evaluate import EvalResult, Predictions, compute_metrics, plot_per_class, predict
+from ltzoo.evaluation.cache import array_sha256, load_predictions, prediction_key, save_predictions
+from ltzoo.evaluation.posthoc import posthoc_logits
+from ltzoo.evaluation.test_distributions import parse_test_dists, plot_test_dists, shifted_accuracies
 from ltzoo.factory import create_model
 from ltzoo.hub import sha256_file
 from ltzoo.registry import get_pretrained_cfg, resolve
 
-__all__ = ["AMP_DTYPES", "default_amp", "validate"]
+__all__ = ["AMP_DTYPES", "HELDOUT_SEED", "SPLITS", "Evaluation", "default_amp", "heldout_indices",
+           "model_predictions", "test_dists_plot_path", "validate"]
+
+SPLITS: tuple[str, ...] = ("test", "val", "heldout")
+HELDOUT_SEED = 0
 
 AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16}
 MAX_JSON_CONFUSION_CLASSES = 1000
@@ -64,29 +82,71 @@ class _EvalData:
     train_counts: np.ndarray
     class_names: list[str] | None
     source: str
+    identity: dict[str, Any]  # what the prediction cache keys the data by
+
+
+def heldout_indices(
+    labels: np.ndarray, long_tailed: np.ndarray, per_class: int, seed: int = HELDOUT_SEED
+) -> np.ndarray:
+    """A held-out split of a CIFAR training set from the images NOT in the long-tailed subset ``long_tailed``: up to
+    ``per_class`` of each class (fewer where fewer are left; none for a head class the subset keeps whole), drawn by
+    shuffling each class's unused positions with one RandomState(seed). Ascending positions."""
+    unused = np.ones(len(labels), dtype=bool)
+    unused[long_tailed] = False
+    rng = np.random.RandomState(seed)
+    kept = []
+    for cls in range(int(labels.max()) + 1):
+        positions = np.flatnonzero(unused & (labels == cls))
+        rng.shuffle(positions)
+        kept.append(positions[:per_class])
+    return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
 def _cifar_data(
     dataset: str, split: str, cfg: dict[str, Any], data_dir: str | Path | None, batch_size: int
 ) -> _EvalData:
-    """The balanced CIFAR test set in a fixed order, normalised with the cfg's mean/std."""
-    if split != "test":
-        raise ValueError(f"CIFAR-LT benchmarks have no {split!r} split; use split='test'")
-    data = cifar_lt(dataset, "test", imb_factor=cfg["imb_factor"], root=data_dir)
+    """The balanced CIFAR test set in a fixed order, or the held-out split, normalised with the cfg's mean/std.
+
+    ``heldout`` is for tuning (never the test set): up to CIFAR_MAX_PER_CLASS/10 training images per class (500 for
+    CIFAR-10, 50 for CIFAR-100) from those the long-tailed subset (seed 0, the releases' ``data.subset_seed``) leaves
+    out, so the model never trained on them. The subset keeps class 0 whole, so class 0 is absent from it.
+    """
+    if split == "val":
+        raise ValueError(f"CIFAR-LT benchmarks have no {split!r} split; use split='test' (or 'heldout' for tuning)")
+    imb_factor = cfg["imb_factor"]
+    train_counts = np.asarray(img_num_per_cls(CIFAR_MAX_PER_CLASS[dataset], CIFAR_NUM_CLASSES[dataset], imb_factor))
+    if split == "heldout":
+        arrays = load_cifar(dataset, train=True, root=data_dir)
+        long_tailed = long_tailed_indices(arrays.labels, CIFAR_NUM_CLASSES[dataset], imb_factor)
+        kept = heldout_indices(arrays.labels, long_tailed, CIFAR_MAX_PER_CLASS[dataset] // 10)
+        images, labels, class_names = arrays.images[kept], arrays.labels[kept], arrays.class_names
+        present = np.bincount(labels, minlength=CIFAR_NUM_CLASSES[dataset])
+        absent = np.flatnonzero(present == 0).tolist()
+        source = (f"{arrays.source}: held-out split of {len(kept):,} training images outside the IF {imb_factor:g} "
+                  f"long-tailed subset (seed {HELDOUT_SEED}), up to {CIFAR_MAX_PER_CLASS[dataset] // 10} per class"
+                  + (f"; classes {absent} have none left (the subset keeps them whole)" if absent else ""))
+    else:
+        data = cifar_lt(dataset, "test", imb_factor=imb_factor, root=data_dir)
+        images, labels, class_names, source = data.images, data.labels, data.class_names, data.source
     loader = ArrayLoader(
-        data.images,
-        data.labels,
+        images,
+        labels,
         batch_size,
         transform=cifar_eval_transform(cfg["mean"], cfg["std"]),
-        sampler=SequentialSampler(range(len(data.labels))),
+        sampler=SequentialSampler(range(len(labels))),
     )
-    return _EvalData(loader, np.asarray(data.class_counts), list(data.class_names), data.source)
+    identity = {"dataset": dataset, "split": split, "images_sha256": array_sha256(images),
+                "labels_sha256": array_sha256(np.asarray(labels, dtype=np.int64))}
+    return _EvalData(loader, train_counts, list(class_names), source, identity)
 
 
 def _split_file_data(
     benchmark: str, split: str, cfg: dict[str, Any], data_dir: str | Path | None, batch_size: int
 ) -> _EvalData:
-    """A large-scale benchmark split read from its list file; many/medium/few come from the train list's counts."""
+    """A large-scale benchmark split read from its list file; many/medium/few come from the train list's counts.
+
+    ``heldout`` is the benchmark's ``val`` list, which OLTR carved from the training images."""
+    split = "val" if split == "heldout" else split
     image_root = data_dir or os.environ.get("LTZOO_DATA")
     if image_root is None:
         raise ValueError(
@@ -100,7 +160,9 @@ def _split_file_data(
         dataset, batch_size=batch_size, num_workers=_num_workers(), pin_memory=_device().type == "cuda"
     )
     train_counts = np.bincount(train_labels, minlength=num_classes)
-    return _EvalData(loader, train_counts, None, f"{list_file} (images under {image_root})")
+    identity = {"benchmark": benchmark, "split": split, "list_sha256": sha256_file(list_file),
+                "image_root": str(Path(image_root).resolve())}
+    return _EvalData(loader, train_counts, None, f"{list_file} (images under {image_root})", identity)
 
 
 def _num_workers() -> int:
@@ -119,6 +181,79 @@ def _weights_record(pretrained: bool, checkpoint: str | Path | None, cfg: dict[s
     return {"weights": "random-init", "weights_sha256": None}
 
 
+def test_dists_plot_path(plot: str | Path) -> Path:
+    """Where ``validate`` saves the shifted-test-distribution plot beside the per-class ``plot``."""
+    plot = Path(plot)
+    return plot.with_name(f"{plot.stem}.test_dists.png")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's cached outputs on one split with everything needed to score them."""
+
+    name: str
+    split: str
+    model: torch.nn.Module
+    predictions: Predictions
+    train_counts: np.ndarray
+    class_names: list[str] | None
+    source: str
+    weights: dict[str, str | None]
+
+    def result(self, logit_adjust: float | None = None, tau_norm: float | None = None,
+               test_dists: Sequence[str] = ()) -> EvalResult:
+        """Metrics after the optional post-hoc adjustments, with top-1 on each named shifted test distribution."""
+        logits = posthoc_logits(self.predictions, self.model.get_classifier(), self.train_counts,
+                                logit_adjust=logit_adjust, tau_norm=tau_norm)
+        result = compute_metrics(logits, self.predictions.labels, self.train_counts)
+        shifted = shifted_accuracies(logits, self.predictions.labels, test_dists) if test_dists else None
+        return dataclasses.replace(result, images_per_sec=self.predictions.images_per_sec, test_dists=shifted)
+
+
+def model_predictions(
+    name: str,
+    *,
+    pretrained: bool = False,
+    checkpoint: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    split: str = "test",
+    batch_size: int = 256,
+    flip: bool = False,
+    amp: str | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> Evaluation:
+    """Run zoo model ``name`` over its benchmark's ``split`` once, or load those outputs from the prediction cache
+    (``cache``; keyed by the weights' sha256, the data and the transform: see ``ltzoo.evaluation.cache``)."""
+    if amp is not None and amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)} or None, got {amp!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    entry, tag = resolve(name)
+    full_name = f"{entry.name}.{tag}"
+    cfg = get_pretrained_cfg(name)
+    model = create_model(name, pretrained=pretrained, checkpoint_path=checkpoint)  # first: no weights fails fast
+    if entry.dataset in ZOO_CIFAR_DATASETS:
+        data = _cifar_data(ZOO_CIFAR_DATASETS[entry.dataset], split, cfg, data_dir, batch_size)
+    else:
+        data = _split_file_data(entry.dataset, split, cfg, data_dir, batch_size)
+    weights = _weights_record(pretrained, checkpoint, model.pretrained_cfg)
+    transform = {k: cfg[k] for k in ("input_size", "crop_pct", "interpolation", "mean", "std")}
+    identity = {"weights_sha256": weights["weights_sha256"], "data": data.identity, "transform": transform,
+                "flip": flip, "amp": amp}
+    use_cache = cache and weights["weights_sha256"] is not None
+    key = prediction_key(identity)
+    predictions = load_predictions(key) if use_cache else None
+    if predictions is None:
+        predictions = predict(model, data.loader, flip=flip, amp_dtype=AMP_DTYPES[amp] if amp else None,
+                              device=_device(), progress=progress, desc=f"{full_name} {split}",
+                              features=isinstance(model.get_classifier(), torch.nn.Linear))  # for tau_norm
+        if use_cache:
+            save_predictions(key, predictions, identity)
+    return Evaluation(full_name, split, model, predictions, data.train_counts, data.class_names, data.source,
+                      weights)
+
+
 def validate(
     name: str,
     *,
@@ -132,49 +267,47 @@ def validate(
     json_out: str | Path | None = None,
     plot: str | Path | None = None,
     progress: bool = True,
+    test_dists: str | Sequence[str] | None = None,
+    logit_adjust: float | None = None,
+    tau_norm: float | None = None,
+    cache: bool = True,
 ) -> EvalResult:
-    """Evaluate zoo model ``name`` on its benchmark's ``split`` ("test" or "val"), optionally saving JSON and a plot.
+    """Evaluate zoo model ``name`` on its benchmark's ``split``, optionally saving JSON and a plot.
 
-    ``amp`` is "bf16" or None; ``flip`` adds horizontal-flip test-time augmentation. The JSON holds ``to_dict()``
-    (the confusion matrix only up to ``MAX_JSON_CONFUSION_CLASSES`` classes) plus name, tag, split and the weights'
-    and data's sources. ``data_dir`` is the CIFAR root or the folder of a large-scale benchmark's images and lists.
+    ``split`` is "test", "val" (large-scale benchmarks) or "heldout" (a split of unused training images, for
+    tuning). ``amp`` is "bf16" or None; ``flip`` adds horizontal-flip test-time augmentation. ``test_dists`` ("all",
+    a comma list or a sequence of names) adds top-1 on shifted test distributions; ``logit_adjust`` / ``tau_norm``
+    are post-hoc τ's (``ltzoo.evaluation.posthoc``). The JSON holds ``to_dict()`` (the confusion matrix only up to
+    ``MAX_JSON_CONFUSION_CLASSES`` classes) plus name, tag, split, the adjustments and the weights' and data's
+    sources. ``data_dir`` is the CIFAR root or the folder of a large-scale benchmark's images and lists. ``plot``
+    gets the per-class figure with the reliability diagram, and with ``test_dists`` ``test_dists_plot_path(plot)``
+    the accuracy against the test distribution.
     """
-    if amp is not None and amp not in AMP_DTYPES:
-        raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)} or None, got {amp!r}")
-    if split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    names = parse_test_dists(test_dists) if isinstance(test_dists, str) else list(test_dists or ())
+    if names and split != "test":
+        raise ValueError("shifted test distributions subsample the test set: use split='test'")
+    evaluation = model_predictions(name, pretrained=pretrained, checkpoint=checkpoint, data_dir=data_dir, split=split,
+                                   batch_size=batch_size, flip=flip, amp=amp, progress=progress, cache=cache)
+    result = evaluation.result(logit_adjust=logit_adjust, tau_norm=tau_norm, test_dists=names)
     entry, tag = resolve(name)
-    full_name = f"{entry.name}.{tag}"
-    cfg = get_pretrained_cfg(name)
-    model = create_model(name, pretrained=pretrained, checkpoint_path=checkpoint)  # first: no weights fails fast
-    if entry.dataset in ZOO_CIFAR_DATASETS:
-        data = _cifar_data(ZOO_CIFAR_DATASETS[entry.dataset], split, cfg, data_dir, batch_size)
-    else:
-        data = _split_file_data(entry.dataset, split, cfg, data_dir, batch_size)
-    result = evaluate(
-        model,
-        data.loader,
-        data.train_counts,
-        flip=flip,
-        amp_dtype=AMP_DTYPES[amp] if amp else None,
-        device=_device(),
-        progress=progress,
-        desc=f"{full_name} {split}",
-    )
     if json_out is not None:
         record = {
             "name": entry.name,
             "tag": tag,
             "benchmark": entry.dataset,
             "split": split,
-            **_weights_record(pretrained, checkpoint, model.pretrained_cfg),
-            "data": data.source,
+            **evaluation.weights,
+            "data": evaluation.source,
             "flip": flip,
             "amp": amp,
+            "posthoc": {"logit_adjust": logit_adjust, "tau_norm": tau_norm},
             **result.to_dict(include_confusion=len(result.per_class) <= MAX_JSON_CONFUSION_CLASSES),
         }
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(record, indent=2) + "\n")
     if plot is not None:
-        plot_per_class(result, data.train_counts, plot, title=f"{full_name} ({split})", class_names=data.class_names)
+        plot_per_class(result, evaluation.train_counts, plot, title=f"{evaluation.name} ({split})",
+                       class_names=evaluation.class_names)
+        if result.test_dists:
+            plot_test_dists({evaluation.name: result.test_dists}, test_dists_plot_path(plot))
     return result

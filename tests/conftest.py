@@ -132,3 +132,18 @@ def releases_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
         return path
 
     return write
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prediction_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test caches predictions in a temp folder ($LTZOO_CACHE_DIR), never in the user's cache."""
+    from ltzoo.evaluation.cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("ltzoo_cache")
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ[CACHE_ENV]
+    else:
+        os.environ[CACHE_ENV] = previous

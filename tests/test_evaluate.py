@@ -11,7 +11,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ltzoo.evaluate import EvalResult, compute_metrics, evaluate, plot_per_class
+import ltzoo
+from ltzoo.evaluate import EvalResult, compute_metrics, evaluate, plot_per_class, predict
 
 
 def one_hot_logits(predictions, num_classes):
@@ -262,3 +263,20 @@ def test_plot_per_class_rejects_counts_of_the_wrong_length(tmp_path, result):
     with pytest.raises(ValueError, match=r"3 entries .* 4 classes"):
         plot_per_class(result, [10, 10, 10], tmp_path / "x.png")
 
+
+
+def test_predict_keeps_the_penultimate_features_only_when_asked():
+    model = ltzoo.create_model("resnet32_ce_cifar10_lt").eval()
+    batch = [(torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 2]))]
+    assert predict(model, batch, progress=False).features is None
+    outputs = predict(model, batch, progress=False, features=True)
+    assert outputs.features.shape == (3, model.num_features)
+    assert torch.allclose(model.get_classifier()(outputs.features), outputs.logits, atol=1e-5)
+
+
+def test_the_per_class_figure_has_the_reliability_diagram_beside_it(tmp_path):
+    result = compute_metrics(one_hot_logits(PREDICTIONS, 4), torch.tensor(LABELS), TRAIN_COUNTS)
+    path = plot_per_class(result, TRAIN_COUNTS, tmp_path / "figure.png", title="model")
+    with Image.open(path) as image:
+        assert image.width > 1.5 * image.height  # the reliability diagram sits beside the bars
+    assert sum(result.reliability["count"]) == len(LABELS)

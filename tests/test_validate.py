@@ -45,7 +45,7 @@ def test_validate_rejects_an_unknown_amp_mode():
 
 
 def test_cifar_benchmarks_have_no_val_split():
-    with pytest.raises(ValueError, match="no 'val' split"):
+    with pytest.raises(ValueError, match="no 'val' split.*'heldout' for tuning"):
         validate(CIFAR10_MODEL, split="val", progress=False)
 
 
@@ -80,6 +80,7 @@ def random_init_run(tmp_path_factory):
         json_out=str(out / "result.json"),
         plot=str(out / "per_class.png"),
         progress=False,
+        test_dists="all",
     )
     return result, out, checkpoint
 
@@ -115,3 +116,53 @@ def test_validate_writes_the_per_class_png(random_init_run):
     _, out, _ = random_init_run
     with Image.open(out / "per_class.png") as image:
         assert image.format == "PNG"
+
+
+def test_top1_on_the_uniform_test_distribution_is_the_plain_top1(random_init_run):
+    result, _, _ = random_init_run
+    assert result.test_dists["uniform"] == result.top1
+    assert list(result.test_dists)[0] == "forward50" and len(result.test_dists) == 11
+
+
+def test_json_records_top1_on_each_shifted_test_distribution(random_init_run):
+    result, out, _ = random_init_run
+    record = json.loads((out / "result.json").read_text())
+    assert record["test_dists"] == result.test_dists
+    assert record["posthoc"] == {"logit_adjust": None, "tau_norm": None}
+
+
+def test_validate_writes_the_shifted_test_distributions_png_beside_the_per_class_one(random_init_run):
+    _, out, _ = random_init_run
+    with Image.open(out / "per_class.test_dists.png") as image:
+        assert image.format == "PNG"
+
+
+def test_a_second_validate_of_the_same_weights_reads_the_cached_predictions(random_init_run, monkeypatch):
+    result, _, checkpoint = random_init_run
+    monkeypatch.setattr(validate_module, "predict", lambda *a, **k: pytest.fail("the model ran again"))
+    again = validate(CIFAR10_MODEL, checkpoint=str(checkpoint), amp=default_amp(), progress=False,
+                     test_dists="backward50,uniform")
+    assert again.top1 == result.top1 and again.test_dists == {k: result.test_dists[k] for k in again.test_dists}
+
+
+def test_post_hoc_adjustments_come_from_the_cached_predictions(random_init_run, monkeypatch):
+    _, _, checkpoint = random_init_run
+    monkeypatch.setattr(validate_module, "predict", lambda *a, **k: pytest.fail("the model ran again"))
+    plain = validate(CIFAR10_MODEL, checkpoint=str(checkpoint), amp=default_amp(), progress=False)
+    adjusted = validate(CIFAR10_MODEL, checkpoint=str(checkpoint), amp=default_amp(), progress=False,
+                        logit_adjust=1.0, tau_norm=1.0)
+    assert adjusted.num_images == plain.num_images and adjusted.confusion.tolist() != plain.confusion.tolist()
+
+
+def test_shifted_test_distributions_are_refused_on_another_split():
+    with pytest.raises(ValueError, match="subsample the test set"):
+        validate(CIFAR10_MODEL, split="heldout", test_dists="all", progress=False)
+
+
+@pytest.mark.slow
+def test_the_ce_release_scores_its_published_top1_on_the_uniform_distribution():
+    release = "releases/resnet32_ce_cifar10_lt.if100/model.safetensors"
+    shared_file("cifar10_test_jpeg.npz")
+    result = validate("resnet32_ce_cifar10_lt.if100", checkpoint=release, progress=False, test_dists="all")
+    assert result.test_dists["uniform"] == result.top1 == pytest.approx(65.67)
+    assert result.test_dists["forward50"] > result.top1 > result.test_dists["backward50"]

@@ -28,21 +28,6 @@ BOOKKEEPING = {"run_dir", "release_dir", "eval_every", "keep_checkpoints", "comp
 
 SEEDS = ROOT / "results" / "seeds"
 
-# Numbers the papers report (top-1 %, ResNet-32): labelled as the paper's, never as ours. The LDAM-DRW paper's
-# Table 2 gives top-1 error; the accuracy here is 100 minus it.
-PAPER_TOP1 = {
-    "resnet32_ce_cifar10_lt.if100": ("70.36", "LDAM-DRW paper, Table 2"),
-    "resnet32_ce_cifar10_lt.if10": ("86.39", "LDAM-DRW paper, Table 2"),
-    "resnet32_ldam_drw_cifar10_lt.if100": ("77.03", "LDAM-DRW paper, Table 2"),
-    "resnet32_ldam_drw_cifar10_lt.if10": ("88.16", "LDAM-DRW paper, Table 2"),
-    "resnet32_bcl_cifar10_lt.if100": ("84.32", "BCL, secondary quote"),
-    "resnet32_bcl_cifar10_lt.if50": ("87.24", "BCL, secondary quote"),
-    "resnet32_bcl_cifar10_lt.if10": ("91.12", "BCL, secondary quote"),
-    "resnet32_concutmix_cifar10_lt.if100": ("86.07", "ConCutMix README"),
-    "resnet32_concutmix_cifar10_lt.if50": ("88.00", "ConCutMix README"),
-    "resnet32_concutmix_cifar10_lt.if10": ("91.42", "ConCutMix README"),
-}
-
 
 def _flat(d: dict, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
@@ -176,7 +161,7 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
         method = registry.resolve(full)[0].method
         base = registry.METHODS[method].base
         m = rec["metrics"]
-        paper = PAPER_TOP1.get(full)
+        paper = registry.PAPER_TOP1.get(full)
         versus_base = ("–" if base in (None, "ce") or base not in by_method
                        else f"{_delta(m['top1'], by_method[base])} ({base})")
         if base in by_method and m["top1"] <= by_method[base]["metrics"]["top1"]:
