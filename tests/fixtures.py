@@ -93,16 +93,14 @@ def make_split_root(root: Path) -> tuple[Path, Path]:
 
 
 def make_cifar10_test_subset(root: Path, per_class: int) -> Path:
-    """``root/cifar-10-batches-py/`` whose test batch is the first ``per_class`` shared CIFAR-10 test images of each
-    class (real images, a balanced set); the training batches repeat it, since only the test split is read."""
+    """``root`` whose CIFAR-10 test archive is the first ``per_class`` shared CIFAR-10 test images of each class
+    (real images, a balanced set, stored lossless); the train archive repeats it, since only the test split is read."""
     from ltzoo.data.sources import load_cifar
 
     test = load_cifar("cifar10", train=False, root=shared_file("cifar10_test_jpeg.npz").parent)
     kept = np.concatenate([np.flatnonzero(test.labels == cls)[:per_class] for cls in range(10)])
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batch = _batch(test.images[kept], test.labels[kept], "labels")
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        _write_pickle(folder / name, batch)
-    _write_pickle(folder / "batches.meta", {"label_names": CIFAR10_LABEL_NAMES})
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        _lossless_archive(root / f"cifar10_{split}_jpeg.npz", test.images[kept], test.labels[kept],
+                          CIFAR10_LABEL_NAMES)
     return root
