@@ -1,10 +1,13 @@
-"""The timm model interface shared by every ltzoo architecture."""
+"""The timm model interface shared by every ltzoo architecture: pooling, head, dropout, features, param groups."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+import torch.nn.functional as F
+from timm.layers import SelectAdaptivePool2d, get_device_dtype
 from torch import nn
 
 from .heads import create_classifier
@@ -13,33 +16,71 @@ TRAIN_HEADS_PREFIX = "train_heads."
 
 
 class LongTailClassifier(nn.Module):
-    """Backbone + pooled feature + classifier head, with timm's interface.
+    """Backbone + global pool + classifier head (linear or cosine), with timm's model interface.
 
-    Subclasses set `num_features` and implement `forward_features` (the last conv map, the CAM layer) and
-    `pool` (map → feature vector). Training-only heads live in `train_heads`; `forward` never runs them.
+    Subclasses set `num_features` (channels of `forward_features`' map, the CAM layer), implement
+    `forward_features` and `forward_intermediates`, then call `_init_classifier()`. The pool is timm's
+    `SelectAdaptivePool2d` (`avg`, `max`, `avgmax`, `catavgmax`, or `''` for the unpooled map); `drop_rate` is
+    dropout on the pooled feature before the classifier, as in timm's ResNet. Training-only heads live in
+    `train_heads`; `forward` never runs them.
     """
 
     num_features: int
+    feature_info: list[dict[str, Any]]
 
-    def __init__(self, num_classes: int, classifier: str = "linear", cosine_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        classifier: str = "linear",
+        cosine_scale: float = 1.0,
+        global_pool: str = "avg",
+        drop_rate: float = 0.0,
+        in_chans: int = 3,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.classifier = classifier
         self.cosine_scale = cosine_scale
+        self.drop_rate = drop_rate
+        self.in_chans = in_chans
+        self.grad_checkpointing = False
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
         self.train_heads = nn.ModuleDict()
 
-    def _init_classifier(self) -> None:
-        self.fc = create_classifier(self.classifier, self.num_features, self.num_classes, self.cosine_scale)
+    def _pooled_features(self) -> int:
+        """Width of `pool`'s output: the map's channels times the pool's multiplier (2 for catavgmax)."""
+        return self.num_features * self.global_pool.feat_mult()
+
+    def _init_classifier(self, device: Any = None, dtype: Any = None) -> None:
+        if not self.global_pool.pool_type and self.num_classes > 0:
+            raise ValueError("global_pool='' keeps the unpooled feature map: only num_classes=0 can follow it")
+        self.head_hidden_size = self._pooled_features()
+        self.fc = create_classifier(
+            self.classifier, self.head_hidden_size, self.num_classes, self.cosine_scale, device=device, dtype=dtype
+        )
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """Global average pooling of the last feature map to one vector per image."""
-        return x.mean(dim=(2, 3))
+        """The feature map pooled to one vector per image (the pre-logits feature, before dropout)."""
+        return self.global_pool(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        raise NotImplementedError
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.pool(x)
+        if self.drop_rate:
+            x = F.dropout(x, p=float(self.drop_rate), training=self.training)
         return x if pre_logits else self.fc(x)
 
     def forward(
@@ -57,22 +98,41 @@ class LongTailClassifier(nn.Module):
         if not return_features:
             return self.forward_head(feature_map)
         features = self.pool(feature_map)
-        out = {"feature_map": feature_map, "features": features, "logits": self.fc(features)}
+        dropped = F.dropout(features, p=float(self.drop_rate), training=self.training) if self.drop_rate else features
+        out = {"feature_map": feature_map, "features": features, "logits": self.fc(dropped)}
         for name in heads:
             out[name] = self.train_heads[name](features)
         for name in class_heads:
             out[name] = self.train_heads[name](self.fc.class_vectors())
         return out
 
+    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.fc
 
+    def _set_global_pool(self, global_pool: str) -> None:
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the classifier with a freshly initialised one of the same kind for `num_classes` classes."""
-        if global_pool not in (None, "avg"):
-            raise ValueError(f"ltzoo models pool by average only, got global_pool={global_pool!r}")
+        """A fresh classifier of the same kind (linear or cosine) for `num_classes` (0: none, `forward` gives the
+        pooled feature); `global_pool` changes the pooling ('' with 0 classes: the unpooled map), None keeps it.
+        The new head takes the model's device and dtype."""
+        dd = get_device_dtype(self)
         self.num_classes = num_classes
-        self._init_classifier()
+        if global_pool is not None:
+            self._set_global_pool(global_pool)
+        self._init_classifier(**dd)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each residual block's activations in backward instead of storing them (timm's semantics)."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Parameters exempt from weight decay beyond timm's rule for 1-D tensors: none. The cosine head's weight
+        is decayed like the paper recipes (LDAM-DRW, BCL) do; the zoo's releases were trained that way."""
+        return set()
 
 
 def inference_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

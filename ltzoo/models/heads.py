@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,12 +18,14 @@ class NormedLinear(nn.Module):
     s = 1 gives the raw cosine. Computed in fp32 under autocast too.
     """
 
-    def __init__(self, in_features: int, out_features: int, scale: float = 1.0) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, scale: float = 1.0, device: Any = None, dtype: Any = None
+    ) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
         self.scale = scale
-        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.weight = nn.Parameter(torch.empty(in_features, out_features, device=device, dtype=dtype))
         self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
 
     def class_vectors(self) -> torch.Tensor:
@@ -38,14 +42,16 @@ class NormedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, scale={self.scale}"
 
 
-def create_classifier(kind: str, in_features: int, num_classes: int, cosine_scale: float = 1.0) -> nn.Module:
-    """Build a classifier head by name: `linear` (nn.Linear with bias) or `cosine` (NormedLinear)."""
+def create_classifier(
+    kind: str, in_features: int, num_classes: int, cosine_scale: float = 1.0, device: Any = None, dtype: Any = None
+) -> nn.Module:
+    """Build a classifier head by name: `linear` (nn.Linear with bias) or `cosine` (NormedLinear); 0 classes: none."""
     if num_classes <= 0:
         return nn.Identity()
     if kind == "linear":
-        return nn.Linear(in_features, num_classes)
+        return nn.Linear(in_features, num_classes, device=device, dtype=dtype)
     if kind == "cosine":
-        return NormedLinear(in_features, num_classes, scale=cosine_scale)
+        return NormedLinear(in_features, num_classes, scale=cosine_scale, device=device, dtype=dtype)
     raise ValueError(f"unknown classifier {kind!r}; choose one of {CLASSIFIERS}")
 
 
