@@ -99,10 +99,10 @@ def _create(
     except RuntimeError as e:
         if "state_dict" not in str(e) or isinstance(e, hub.WeightsError):
             raise
+        args = {k: v for k, v in kwargs.items() if k in hub.HUB_MODEL_ARGS}
         raise hub.CorruptWeightsError(
-            f"the weights of {cfg.zoo_name or cfg.hf_hub_id or cfg.file or variant} do not fit {variant} "
-            f"{ {k: v for k, v in kwargs.items() if k in hub.HUB_MODEL_ARGS} }: "
-            f"{' '.join(str(e).split())[:400]}. Is it the checkpoint of another architecture or classifier kind?"
+            f"{cfg.file or cfg.hf_hub_id or variant} does not fit {cls.__name__} {args} ({' '.join(str(e).split())[:300]}"
+            "). Is it the checkpoint of another architecture or classifier kind?"
         ) from None
 
 

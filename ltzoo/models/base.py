@@ -44,7 +44,7 @@ class LongTailClassifier(nn.Module):
         self.drop_rate = drop_rate
         self.in_chans = in_chans
         self.grad_checkpointing = False
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
         self.train_heads = nn.ModuleDict()
 
     def _pooled_features(self) -> int:
@@ -111,7 +111,7 @@ class LongTailClassifier(nn.Module):
         return self.fc
 
     def _set_global_pool(self, global_pool: str) -> None:
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A fresh classifier of the same kind (linear or cosine) for `num_classes` (0: none, `forward` gives the

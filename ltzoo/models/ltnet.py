@@ -107,6 +107,6 @@ class LTNet(LongTailClassifier):
     def group_matcher(self, coarse: bool = False) -> dict[str, str]:
         """Parameter groups for layer-wise lr decay: the backbone's stem, then each stage (coarse) or each block."""
         return dict(
-            stem=r"^backbone\.(conv1|bn1)",
+            stem=r"^backbone\.(?:conv1|bn1)",
             blocks=r"^backbone\.layer(\d+)" if coarse else r"^backbone\.layer(\d+)\.(\d+)",
         )
