@@ -78,7 +78,6 @@ def create_model(
     else:
         entry, tag = registry.resolve(model_name)
         cfg, timm_name = registry.pretrained_cfg(model_name), entry.timm_arch
-        kwargs = {**entry.model_args, **kwargs}
         repo_id, trained_classes = cfg.hf_hub_id, cfg.num_classes
         if pretrained and not (cfg.sha256 or checkpoint_path or overlay.get("file")):
             raise hub.WeightsNotAvailableError(

@@ -257,10 +257,13 @@ class LtzooPretrainedCfg(PretrainedCfg):
 
     A dataclass subclass is where timm tolerates extra keys: `generate_default_cfgs`, `resolve_pretrained_cfg`
     and `build_model_with_cfg` keep it, and `model.pretrained_cfg` (its `to_dict()`) then holds `sha256` (of
-    model.safetensors, checked on every load), `zoo_name`, `recipe`, `paper`, `metrics` and `imb_factor`.
+    model.safetensors, checked on every load), `zoo_name`, `recipe`, `paper`, `metrics`, `imb_factor` and
+    `model_args`: the architecture arguments the weights need (the cosine head and its scale), which the
+    architectures' entry functions apply, so `timm.create_model("<arch>.<tag>")` builds the right head.
     """
 
-    zoo_name: str | None = None  # "name.tag" in the zoo's spelling
+    zoo_name: str | None = None
+    model_args: dict[str, Any] | None = None  # "name.tag" in the zoo's spelling
     sha256: str | None = None
     recipe: str | None = None
     paper: str | None = None
@@ -297,6 +300,7 @@ def pretrained_cfg(model_name: str) -> LtzooPretrainedCfg:
         license="apache-2.0",
         paper_ids=METHODS[entry.method].paper,
         zoo_name=full,
+        model_args=entry.model_args,
         sha256=release.get("sha256"),
         recipe=entry.recipe(tag),
         paper=METHODS[entry.method].paper,

@@ -28,18 +28,29 @@ _FEATURE_LEVELS = {"resnet32_cifar": (0, 1, 2, 3)}  # the others: timm's default
 
 
 def _default_cfgs() -> dict[str, registry.LtzooPretrainedCfg]:
-    """A weightless default per architecture ('arch.*' marks it default), then every release as 'arch.tag'."""
-    defaults = {
-        "resnet32_cifar.*": registry.LtzooPretrainedCfg(
+    """Every release as an 'arch.tag' row. timm makes an architecture's first tag with weights its default; ltzoo
+    names it explicitly ('*'): the cross-entropy baseline. An architecture without releases gets a weightless row."""
+    weightless = {
+        "resnet32_cifar": registry.LtzooPretrainedCfg(
             num_classes=10, input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0, crop_mode="center",
             interpolation="bilinear", mean=registry.CIFAR_MEAN, std=registry.CIFAR_STD, first_conv="conv1",
             classifier="fc", license="apache-2.0",
         ),
-        "lt_resnet50.*": registry.LtzooPretrainedCfg(num_classes=1000, **_LARGE),
-        "lt_resnext50_32x4d.*": registry.LtzooPretrainedCfg(num_classes=1000, **_LARGE),
-        "lt_resnet152.*": registry.LtzooPretrainedCfg(num_classes=365, **_LARGE),
+        "lt_resnet50": registry.LtzooPretrainedCfg(num_classes=1000, **_LARGE),
+        "lt_resnext50_32x4d": registry.LtzooPretrainedCfg(num_classes=1000, **_LARGE),
+        "lt_resnet152": registry.LtzooPretrainedCfg(num_classes=365, **_LARGE),
     }
-    return {**defaults, **registry.timm_pretrained_cfgs()}
+    releases = registry.timm_pretrained_cfgs()
+    rows: dict[str, registry.LtzooPretrainedCfg] = {}
+    for arch, cfg in weightless.items():
+        tags = [name for name in releases if name.startswith(f"{arch}.")]
+        if not tags:
+            rows[arch] = cfg
+            continue
+        default = next((name for name in tags if name.split(".")[1].startswith("ce_")), tags[0])
+        rows[f"{default}*"] = releases[default]
+        rows.update({name: releases[name] for name in tags if name != default})
+    return rows
 
 
 default_cfgs = generate_default_cfgs(_default_cfgs())
@@ -80,6 +91,8 @@ def _create(
             f"the config.json of these weights sets model_args {extra} that ltzoo does not accept; "
             f"allowed: {sorted(hub.HUB_MODEL_ARGS)}")
     cfg = _with_release_record(resolve_pretrained_cfg(variant, pretrained_cfg, pretrained_cfg_overlay))
+    for key, value in (getattr(cfg, "model_args", None) or {}).items():  # the weights' head; explicit kwargs win
+        kwargs.setdefault(key, value)
     if pretrained:
         if not cfg.has_weights:
             tags = registry.timm_pretrained_cfgs()
