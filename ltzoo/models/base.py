@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from timm.layers import SelectAdaptivePool2d, get_device_dtype
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing  # torch.fx's own check, exported only privately
 
 from .heads import create_classifier
 
@@ -18,15 +19,12 @@ TRAIN_HEADS_PREFIX = "train_heads."
 class LongTailClassifier(nn.Module):
     """Backbone + global pool + classifier head (linear or cosine), with timm's model interface.
 
-    Subclasses set `num_features` (channels of `forward_features`' map, the CAM layer), implement
-    `forward_features` and `forward_intermediates`, then call `_init_classifier()`. The pool is timm's
+    Subclasses set `num_features` (int: channels of `forward_features`' map, the CAM layer), implement
+    `forward_features` and `forward_intermediates`, set `feature_info`, then call `_init_classifier()`. The pool is timm's
     `SelectAdaptivePool2d` (`avg`, `max`, `avgmax`, `catavgmax`, or `''` for the unpooled map); `drop_rate` is
     dropout on the pooled feature before the classifier, as in timm's ResNet. Training-only heads live in
     `train_heads`; `forward` never runs them.
     """
-
-    num_features: int
-    feature_info: list[dict[str, Any]]
 
     def __init__(
         self,
@@ -52,8 +50,6 @@ class LongTailClassifier(nn.Module):
         return self.num_features * self.global_pool.feat_mult()
 
     def _init_classifier(self, device: Any = None, dtype: Any = None) -> None:
-        if not self.global_pool.pool_type and self.num_classes > 0:
-            raise ValueError("global_pool='' keeps the unpooled feature map: only num_classes=0 can follow it")
         self.head_hidden_size = self._pooled_features()
         self.fc = create_classifier(
             self.classifier, self.head_hidden_size, self.num_classes, self.cosine_scale, device=device, dtype=dtype
@@ -87,16 +83,25 @@ class LongTailClassifier(nn.Module):
         self,
         x: torch.Tensor,
         return_features: bool = False,
-        heads: Sequence[str] = (),
-        class_heads: Sequence[str] = (),
+        heads: list[str] | None = None,
+        class_heads: list[str] | None = None,
     ) -> torch.Tensor | dict[str, torch.Tensor]:
         """Logits; with `return_features`, a dict with the CAM-layer map, the pooled feature, the logits and the
         outputs of the named training-only heads — on the pooled features (`heads`) or on the classifier's class
         vectors (`class_heads`, BCL's prototypes). Training methods call this through the (possibly DDP-wrapped)
-        model so every head runs inside the wrapped forward."""
+        model so every head runs inside the wrapped forward. Scripted (TorchScript) or traced (torch.fx), the model
+        is the plain classifier: the training branch is left out, so timm's jit and fx tooling works."""
         feature_map = self.forward_features(x)
-        if not return_features:
+        if torch.jit.is_scripting():
             return self.forward_head(feature_map)
+        if is_fx_symbolic_tracing() or not return_features:
+            return self.forward_head(feature_map)
+        return self._features_and_heads(feature_map, heads or (), class_heads or ())
+
+    @torch.jit.unused
+    def _features_and_heads(
+        self, feature_map: torch.Tensor, heads: Sequence[str], class_heads: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
         features = self.pool(feature_map)
         dropped = F.dropout(features, p=float(self.drop_rate), training=self.training) if self.drop_rate else features
         out = {"feature_map": feature_map, "features": features, "logits": self.fc(dropped)}

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing  # torch.fx's own check, exported only privately
 
 CLASSIFIERS = ("linear", "cosine")
 
@@ -33,9 +34,16 @@ class NormedLinear(nn.Module):
         return self.weight.t()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript has no autocast to leave
+            return self._scaled_cosine(x)
+        if is_fx_symbolic_tracing():  # a traced graph records the ops, not the autocast state
+            return self._scaled_cosine(x)
         # fp32 even under autocast: s = 30 turns bf16's rounding of the cosine (≈ 4e-3) into ≈ 0.1 logit
         with torch.autocast(x.device.type, enabled=False):
-            out = F.normalize(x.float(), dim=1) @ F.normalize(self.weight.float(), dim=0)
+            return self._scaled_cosine(x)
+
+    def _scaled_cosine(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.normalize(x.float(), dim=1) @ F.normalize(self.weight.float(), dim=0)
         return out * self.scale if self.scale != 1.0 else out
 
     def extra_repr(self) -> str:

@@ -135,9 +135,9 @@ class CifarResNet(LongTailClassifier):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
-        for stage in self._stages():
-            x = self._run_stage(stage, x)
-        return x
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.layer3, checkpoint_seq(self.layer2, checkpoint_seq(self.layer1, x)))
+        return self.layer3(self.layer2(self.layer1(x)))
 
     def forward_intermediates(
         self,
