@@ -225,3 +225,18 @@ def test_a_former_release_moved_to_the_ablations_loses_its_ablation_table(tmp_pa
     update_ablation_cards(tmp_path)
     assert "ablations" not in json.loads((out / "config.json").read_text())["ltzoo"]
     assert "## Ablations" not in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("release", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "releases").iterdir()
+                                           if p.is_dir()))
+def test_every_release_card_parses_with_its_measured_eval_results(release: str) -> None:
+    from huggingface_hub import ModelCard
+
+    folder = Path(__file__).resolve().parents[1] / "releases" / release
+    card = ModelCard.load(folder / "README.md")
+    metrics = json.loads((folder / "config.json").read_text())["ltzoo"]["metrics"]
+    results = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert card.data.library_name == "timm" and card.data.datasets
+    assert all(r.dataset_split == "test" for r in card.data.eval_results)
+    assert results["top-1"] == round(metrics["top1"], 2) and results["ECE (%)"] == round(metrics["ece"], 2)
+    assert results["many-shot top-1"] == round(metrics["many"], 2)
