@@ -7,6 +7,7 @@ timm), `config.json` (timm keys + an `ltzoo` block), `README.md` (model card) an
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from timm.models import PretrainedCfg
 from torch import nn
 
 from . import registry
@@ -27,9 +29,12 @@ WEIGHTS_NAME = "model.safetensors"
 HEADS_NAME = "heads.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
-TIMM_CFG_KEYS = (
-    "hf_hub_id", "tag", "num_classes", "input_size", "mean", "std", "crop_pct", "interpolation",
-    "first_conv", "classifier", "license", "paper_ids",
+# timm's pretrained-cfg fields a release's config.json records; never a weights source (the repo's own
+# model.safetensors is the weights) and none of ltzoo's extras (they live in the `ltzoo` block).
+TIMM_CFG_KEYS = tuple(
+    f.name for f in dataclasses.fields(PretrainedCfg)
+    if f.name not in {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "custom_load",
+                      "architecture"}
 )
 
 
@@ -296,6 +301,10 @@ def save_pretrained(
 ) -> Path:
     """Write a release folder: model.safetensors, [heads.safetensors], config.json, README.md.
 
+    ltzoo's own rather than timm's `save_for_hf`: that writes the whole state dict (the training-only heads would
+    land in model.safetensors, which plain timm then no longer loads strictly) and copies `model.pretrained_cfg`
+    into config.json with ltzoo's extras, which timm's `PretrainedCfg(**cfg)` refuses on an `hf-hub:` load.
+
     `ltzoo_meta` goes to config.json's `ltzoo` block (name, tag, method, dataset, recipe, metrics, …); the sha256
     of each weights file is added to it.
     """
@@ -336,7 +345,10 @@ def save_pretrained(
 
 
 def push_to_hub(folder: str | Path, repo_id: str, token: str | None = None, private: bool = False) -> str:
-    """Upload a release folder to a Hub repo with huggingface_hub; returns the commit URL."""
+    """Upload a release folder to a Hub repo with huggingface_hub; returns the commit URL.
+
+    An upload of the folder as written, not timm's `push_to_hf_hub`: that re-saves the model (by default also as a
+    pickle) instead of publishing the verified files whose sha256 the registry records."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token or os.environ.get("HF_TOKEN"))
