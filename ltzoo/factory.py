@@ -37,7 +37,8 @@ def _load_heads(model: nn.Module, weights: Path | None, repo_id: str | None) -> 
         meta = hub.read_config(config_file).get("ltzoo", {})
         source = weights
     if not meta.get("heads"):
-        raise hub.WeightsNotAvailableError(f"{source} comes without training-only heads (no `heads` in its config.json)")
+        raise hub.WeightsNotAvailableError(
+            f"{source} comes without training-only heads (no `heads` in its config.json)")
     model.train_heads.update(build_train_heads(meta["heads"]))
     state = hub.load_safetensors(heads_file, meta.get("files", {}).get(hub.HEADS_NAME))
     model.train_heads.load_state_dict(hub.refuse_non_finite(state), strict=True)
@@ -82,7 +83,8 @@ def create_model(
         if pretrained and not (cfg.sha256 or checkpoint_path or overlay.get("file")):
             raise hub.WeightsNotAvailableError(
                 f"{model_name} has no published weights yet. Train them with:\n    {entry.train_command(tag)}\n"
-                "then load the result with create_model(..., checkpoint_path='releases/<name>.<tag>/model.safetensors')."
+                "then load the result with "
+                "create_model(..., checkpoint_path='releases/<name>.<tag>/model.safetensors')."
             )
     local = overlay.get("file") if pretrained else None
     if checkpoint_path is not None and local is None:

@@ -58,7 +58,8 @@ SKIPS = {skips!r}
 
 
 def pytest_configure(config):
-    for marker in ("base", "cfg", "cfg_nonstd", "features", "backward", "forward", "fxforward", "fxbackward", "timeout"):
+    for marker in ("base", "cfg", "cfg_nonstd", "features", "backward", "forward", "fxforward", "fxbackward",
+                   "timeout"):
         config.addinivalue_line("markers", marker)
     from ltzoo.hub_server import LocalHub, use_endpoint
     tmp = tempfile.mkdtemp(prefix="ltzoo-timm-tests-")

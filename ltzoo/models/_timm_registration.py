@@ -114,8 +114,8 @@ def _create(
             raise
         args = {k: v for k, v in kwargs.items() if k in hub.HUB_MODEL_ARGS}
         raise hub.CorruptWeightsError(
-            f"{cfg.file or cfg.hf_hub_id or variant} does not fit {cls.__name__} {args} ({' '.join(str(e).split())[:300]}"
-            "). Is it the checkpoint of another architecture or classifier kind?"
+            f"{cfg.file or cfg.hf_hub_id or variant} does not fit {cls.__name__} {args} "
+            f"({' '.join(str(e).split())[:300]}). Is it the checkpoint of another architecture or classifier kind?"
         ) from None
 
 

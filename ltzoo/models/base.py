@@ -20,9 +20,9 @@ class LongTailClassifier(nn.Module):
     """Backbone + global pool + classifier head (linear or cosine), with timm's model interface.
 
     Subclasses set `num_features` (int: channels of `forward_features`' map, the CAM layer), implement
-    `forward_features` and `forward_intermediates`, set `feature_info`, then call `_init_classifier()`. The pool is timm's
-    `SelectAdaptivePool2d` (`avg`, `max`, `avgmax`, `catavgmax`, or `''` for the unpooled map); `drop_rate` is
-    dropout on the pooled feature before the classifier, as in timm's ResNet. Training-only heads live in
+    `forward_features` and `forward_intermediates`, set `feature_info`, then call `_init_classifier()`. The pool is
+    timm's `SelectAdaptivePool2d` (`avg`, `max`, `avgmax`, `catavgmax`, or `''` for the unpooled map); `drop_rate`
+    is dropout on the pooled feature before the classifier, as in timm's ResNet. Training-only heads live in
     `train_heads`; `forward` never runs them.
     """
 
