@@ -121,12 +121,15 @@ class LongTailClassifier(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A fresh classifier of the same kind (linear or cosine) for `num_classes` (0: none, `forward` gives the
         pooled feature); `global_pool` changes the pooling ('' with 0 classes: the unpooled map), None keeps it.
-        The new head takes the model's device and dtype."""
+        The new head takes the model's device, dtype and train/eval mode."""
         dd = get_device_dtype(self)
         self.num_classes = num_classes
         if global_pool is not None:
             self._set_global_pool(global_pool)
         self._init_classifier(**dd)
+        for module in (self.global_pool, self.fc, getattr(self, "embed", None)):  # the new modules: the model's mode
+            if module is not None:
+                module.train(self.training)
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
