@@ -1,9 +1,9 @@
 """The timm model interface shared by every ltzoo architecture: pooling, head, dropout, features, param groups."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: torch.fx copies forward's annotations into the code of a traced
+# graph, which TorchScript then compiles, so they must be real typing objects, not strings.
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Dict, List, Optional, Union  # noqa: UP035 (typing objects: see the note above)
 
 import torch
 import torch.nn.functional as F
@@ -83,9 +83,9 @@ class LongTailClassifier(nn.Module):
         self,
         x: torch.Tensor,
         return_features: bool = False,
-        heads: list[str] | None = None,
-        class_heads: list[str] | None = None,
-    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        heads: Optional[List[str]] = None,  # noqa: UP006,UP007,UP045 (typing objects: see the top)
+        class_heads: Optional[List[str]] = None,  # noqa: UP006,UP007,UP045
+    ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:  # noqa: UP006,UP007
         """Logits; with `return_features`, a dict with the CAM-layer map, the pooled feature, the logits and the
         outputs of the named training-only heads — on the pooled features (`heads`) or on the classifier's class
         vectors (`class_heads`, BCL's prototypes). Training methods call this through the (possibly DDP-wrapped)

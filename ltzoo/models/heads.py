@@ -36,15 +36,17 @@ class NormedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():  # TorchScript has no autocast to leave
             return self._scaled_cosine(x)
-        if is_fx_symbolic_tracing():  # a traced graph records the ops, not the autocast state
+        if is_fx_symbolic_tracing() or x.device.type == "meta":  # a traced graph / meta tensors: no autocast state
             return self._scaled_cosine(x)
         # fp32 even under autocast: s = 30 turns bf16's rounding of the cosine (≈ 4e-3) into ≈ 0.1 logit
         with torch.autocast(x.device.type, enabled=False):
             return self._scaled_cosine(x)
 
     def _scaled_cosine(self, x: torch.Tensor) -> torch.Tensor:
+        """In fp32; returned in the weight's dtype (fp32 under autocast, bf16 in a model cast to bf16)."""
         out = F.normalize(x.float(), dim=1) @ F.normalize(self.weight.float(), dim=0)
-        return out * self.scale if self.scale != 1.0 else out
+        out = out * self.scale if self.scale != 1.0 else out
+        return out.to(self.weight.dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, scale={self.scale}"

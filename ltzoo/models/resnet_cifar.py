@@ -168,7 +168,7 @@ class CifarResNet(LongTailClassifier):
     ) -> list[int]:
         """Drop the stages after the last level in `indices` (and the head), for a features-only model."""
         take, max_index = feature_take_indices(len(self.feature_info), indices)
-        for i in range(max(max_index, 1) + 1, 4):
+        for i in range(max_index + 1, 4):
             setattr(self, f"layer{i}", nn.Identity())
         if prune_head:
             self.reset_classifier(0, "")
