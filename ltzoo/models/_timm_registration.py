@@ -1,7 +1,8 @@
 """Registers ltzoo's architectures with timm, with the zoo's released weights as their pretrained tags.
 
-Built the way timm builds its own models: `generate_default_cfgs` (one weightless default per architecture, then a
-row per published release, e.g. `resnet32_cifar.ce_cifar10_lt_if100`, whose `hf_hub_id` is the release's Hub repo)
+Built the way timm builds its own models: `generate_default_cfgs` (a row per published release, e.g.
+`resnet32_cifar.ce_cifar10_lt_if100`, whose `hf_hub_id` is the release's Hub repo and whose `model_args` give the
+head it needs; the cross-entropy baseline is the architecture's default; a weightless row where nothing is released)
 and `build_model_with_cfg` (pretrained loading, head adaptation, `features_only`). Every entry function first
 applies ltzoo's sha256 policy (`hub.verify_pretrained_source`) to the weights timm is about to load, so
 `timm.create_model("<arch>.<tag>", pretrained=True)`, `hf-hub:` and `local-dir:` names are verified like
