@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from timm.models import PretrainedCfg
+from timm.models import PretrainedCfg, split_model_name_tag
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -211,9 +211,8 @@ def hub_namespace() -> str:
 
 
 def split_name(model_name: str) -> tuple[str, str]:
-    """'resnet32_ce_cifar10_lt.if50' -> ('resnet32_ce_cifar10_lt', 'if50'); no tag gives ''."""
-    name, _, tag = model_name.partition(".")
-    return name, tag
+    """'resnet32_ce_cifar10_lt.if50' -> ('resnet32_ce_cifar10_lt', 'if50'); no tag gives '' (timm's own split)."""
+    return split_model_name_tag(model_name)
 
 
 def _unknown(model_name: str, candidates: list[str]) -> UnknownModelError:
