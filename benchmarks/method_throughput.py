@@ -82,7 +82,7 @@ def method_bench(name: str, instrument: Callable[[TrainingMethod, dict[str, floa
         method = build_method(name, np.bincount(labels), EPOCHS, **options)
         torch.manual_seed(0)
         model = ltzoo.create_model(f"resnet32_{name}_cifar10_lt")  # the method's zoo entry: its classifier
-        spec = method.heads_spec(model.num_features)
+        spec = method.heads_spec(model.head_hidden_size)
         if spec:
             model.train_heads.update(build_train_heads(spec))
         model = model.to(device, memory_format=torch.channels_last).train()

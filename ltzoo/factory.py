@@ -1,4 +1,11 @@
-"""create_model: resolve a zoo name (or `hf-hub:` id), build the timm architecture, load verified weights."""
+"""create_model: a zoo name (or `hf-hub:` id) built and loaded through timm, with the zoo's checks and extras.
+
+Everything goes through `timm.create_model`: a zoo name becomes its timm architecture with the release's pretrained
+cfg (the same row `timm.create_model("<arch>.<tag>")` reads), so both paths give the same model and
+`pretrained_cfg`; timm's `load_pretrained` loads and adapts the head, and the architectures' entry functions
+apply the sha256 policy (`hub.verify_pretrained_source`). What stays here is what timm has no notion of: the
+zoo's names and their errors, a local checkpoint's class count, and the training-only heads.
+"""
 
 from __future__ import annotations
 
@@ -14,52 +21,13 @@ from .models import build_train_heads
 HF_HUB_PREFIX = "hf-hub:"
 
 
-def _zoo_name_of_repo(repo_id: str) -> str | None:
-    """The registry name behind a Hub repo id in the zoo's namespace, if any."""
-    namespace, _, repo = repo_id.partition("/")
-    if namespace == registry.hub_namespace() and registry.is_model(repo) and "." in repo:
-        return repo
-    return None
-
-
-def _hub_source(repo_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Download config.json of an `hf-hub:` repo and split it into (timm arch + args, ltzoo pretrained cfg)."""
-    config = hub.read_config(hub.download(repo_id, hub.CONFIG_NAME))
-    meta = config.get("ltzoo", {})
-    cfg = dict(config.get("pretrained_cfg", {}))
-    cfg.update(architecture=config["architecture"], hf_hub_id=repo_id, num_classes=config["num_classes"])
-    zoo_name = _zoo_name_of_repo(repo_id)
-    registered_sha = registry.get_pretrained_cfg(zoo_name)["sha256"] if zoo_name else None
-    cfg["sha256"] = registered_sha or meta.get("files", {}).get(hub.WEIGHTS_NAME)
-    cfg.update(recipe=meta.get("recipe"), paper=meta.get("paper"), metrics=meta.get("metrics"), ltzoo=meta)
-    return {"arch": config["architecture"], "model_args": config.get("model_args", {})}, cfg
-
-
-def _weights_path(
-    model_name: str, cfg: dict[str, Any], pretrained: bool, checkpoint_path: str | Path | None
-) -> tuple[Path, str | None, bool] | None:
-    """Where the weights come from, in order: overlay file > checkpoint_path > Hub. Returns (path, sha256, from Hub)."""
-    if pretrained and cfg.get("file"):
-        return Path(cfg["file"]), None, False
-    if checkpoint_path is not None:
-        return Path(checkpoint_path), None, False
-    if not pretrained:
-        return None
-    if not cfg.get("sha256"):
-        raise hub.WeightsNotAvailableError(
-            f"{model_name} has no published weights yet. Train them with:\n"
-            f"    {registry.get_entry(model_name).train_command(cfg['tag'])}\n"
-            "then load the result with create_model(..., checkpoint_path='releases/<name>.<tag>/model.safetensors')."
-        )
-    return hub.download(cfg["hf_hub_id"], hub.WEIGHTS_NAME), cfg["sha256"], True
-
-
-def _load_heads(model: nn.Module, weights: Path, cfg: dict[str, Any], from_hub: bool) -> None:
+def _load_heads(model: nn.Module, weights: Path | None, repo_id: str | None) -> None:
     """Attach and load the training-only heads that belong to the weights: from the same Hub release, or from the
     heads.safetensors and config.json beside a local weights file (never a Hub release's heads for local weights)."""
-    if from_hub:
-        meta = cfg.get("ltzoo") or hub.read_config(hub.download(cfg["hf_hub_id"], hub.CONFIG_NAME)).get("ltzoo", {})
-        heads_file = hub.download(cfg["hf_hub_id"], hub.HEADS_NAME) if meta.get("heads") else None
+    if weights is None:
+        meta = hub.hub_meta(repo_id)
+        heads_file = hub.download(repo_id, hub.HEADS_NAME) if meta.get("heads") else None
+        source = repo_id
     else:
         config_file, heads_file = weights.with_name(hub.CONFIG_NAME), weights.with_name(hub.HEADS_NAME)
         if not (config_file.is_file() and heads_file.is_file()):
@@ -67,13 +35,23 @@ def _load_heads(model: nn.Module, weights: Path, cfg: dict[str, Any], from_hub: 
                 f"with_heads=True loads the training-only heads saved with {weights}: {hub.HEADS_NAME} and "
                 f"{hub.CONFIG_NAME} must sit beside it (as in a release folder written by save_pretrained)")
         meta = hub.read_config(config_file).get("ltzoo", {})
+        source = weights
     if not meta.get("heads"):
         raise hub.WeightsNotAvailableError(
-            f"{weights} comes without training-only heads (no `heads` in its config.json)")
+            f"{source} comes without training-only heads (no `heads` in its config.json)")
     model.train_heads.update(build_train_heads(meta["heads"]))
-    expected = meta.get("files", {}).get(hub.HEADS_NAME)
-    state = hub.load_safetensors(heads_file, expected)
-    model.train_heads.load_state_dict(state, strict=True)
+    state = hub.load_safetensors(heads_file, meta.get("files", {}).get(hub.HEADS_NAME))
+    model.train_heads.load_state_dict(hub.refuse_non_finite(state), strict=True)
+
+
+def _hub_repo(model_name: str) -> str:
+    repo_id = model_name[len(HF_HUB_PREFIX):].strip()
+    if "/" not in repo_id:
+        raise registry.UnknownModelError(
+            f"{model_name!r} names no Hub repo: write hf-hub:<namespace>/<repo>, e.g. "
+            f"hf-hub:{registry.hub_namespace()}/resnet32_ce_cifar10_lt.if100")
+    hub.check_hub_config(repo_id, hub.read_config(hub.download(repo_id, hub.CONFIG_NAME)))
+    return repo_id
 
 
 def create_model(
@@ -90,46 +68,57 @@ def create_model(
     """Build a zoo model by name, with timm's semantics.
 
     `name` means `name.<default tag>`; `hf-hub:<ns>/<repo>` builds from a Hub release's config.json. A
-    `num_classes` different from the checkpoint's keeps the backbone and re-initialises the classifier.
-    `with_heads` also loads the training-only heads (`heads.safetensors`). `logit_adjust=τ` makes the model predict
-    z − τ·log π and `tau_norm=τ` τ-normalises a linear head (π and the counts: the benchmark's training class counts;
-    ltzoo.evaluation.posthoc). Extra kwargs go to the architecture.
+    `num_classes` different from the weights' keeps the backbone and re-initialises the classifier (timm's
+    `load_pretrained`); `model.pretrained_cfg` describes the weights. `checkpoint_path` loads a local
+    .safetensors file (verified when a sha256 is recorded for it), `pretrained_cfg_overlay=dict(file=...)` too and
+    takes precedence. `with_heads` also loads the training-only heads (`heads.safetensors`). `logit_adjust=τ` makes
+    the model predict z − τ·log π and `tau_norm=τ` τ-normalises a linear head (π and the counts: the benchmark's
+    training class counts; ltzoo.evaluation.posthoc). Extra kwargs (drop_rate, global_pool, features_only, ...) go
+    to the architecture.
     """
+    overlay = dict(pretrained_cfg_overlay or {})
     if model_name.startswith(HF_HUB_PREFIX):
-        source, cfg = _hub_source(model_name[len(HF_HUB_PREFIX):])
-        arch, model_args = source["arch"], dict(source["model_args"])
+        repo_id, cfg, timm_name = _hub_repo(model_name), None, model_name
+        trained_classes = None
     else:
-        cfg = registry.get_pretrained_cfg(model_name)
-        entry = registry.get_entry(model_name)
-        arch, model_args = entry.timm_arch, entry.model_args
-    cfg.update(pretrained_cfg_overlay or {})
-    model_args.update(kwargs)
-    trained_classes = cfg["num_classes"]
-    model = timm.create_model(arch, pretrained=False, num_classes=num_classes or trained_classes, **model_args)
-
-    located = _weights_path(model_name, cfg, pretrained, checkpoint_path)
-    if located is not None:
-        path, sha, from_hub = located
-        state = hub.load_safetensors(path, sha)
-        file_classes = hub.checkpoint_num_classes(state)
-        if num_classes is None and file_classes not in (None, trained_classes):
-            raise hub.ClassCountMismatchError(
-                f"{path} holds a {file_classes}-class classifier but {model_name} has {trained_classes} classes. "
-                f"Pass num_classes={file_classes} to use it as is, or another count to re-initialise the head."
+        entry, tag = registry.resolve(model_name)
+        cfg, timm_name = registry.pretrained_cfg(model_name), entry.timm_arch
+        repo_id, trained_classes = cfg.hf_hub_id, cfg.num_classes
+        if pretrained and not (cfg.sha256 or checkpoint_path or overlay.get("file")):
+            raise hub.WeightsNotAvailableError(
+                f"{model_name} has no published weights yet. Train them with:\n    {entry.train_command(tag)}\n"
+                "then load the result with "
+                "create_model(..., checkpoint_path='releases/<name>.<tag>/model.safetensors')."
             )
-        hub.load_into(model, state, str(path), adapt_head=file_classes != model.num_classes)
-        if with_heads:
-            _load_heads(model, path, cfg, from_hub)
-    elif with_heads:
-        raise hub.WeightsNotAvailableError("with_heads=True needs weights: pass pretrained=True or checkpoint_path")
-
-    cfg["num_classes"] = model.num_classes
-    model.pretrained_cfg = model.default_cfg = cfg
+    local = overlay.get("file") if pretrained else None
+    if checkpoint_path is not None and local is None:
+        local = checkpoint_path
+        file_classes = hub.checkpoint_num_classes(hub.local_weights_file(checkpoint_path))
+        if num_classes is None and trained_classes is not None and file_classes not in (None, trained_classes):
+            raise hub.ClassCountMismatchError(
+                f"{checkpoint_path} holds a {file_classes}-class classifier but {model_name} has {trained_classes} "
+                f"classes. Pass num_classes={file_classes} to use it as is, or another count to re-initialise the head."
+            )
+        overlay.update(file=str(checkpoint_path), num_classes=file_classes or trained_classes)
+    if local is not None:
+        overlay["sha256"] = hub.recorded_sha256(hub.local_weights_file(local))
+    model = timm.create_model(
+        timm_name, pretrained=pretrained or local is not None, pretrained_cfg=cfg,
+        pretrained_cfg_overlay=overlay or None, num_classes=num_classes, **kwargs,
+    )
+    if with_heads:
+        if not (pretrained or local is not None):
+            raise hub.WeightsNotAvailableError("with_heads=True needs weights: pass pretrained=True or checkpoint_path")
+        _load_heads(model, Path(local) if local is not None else None, repo_id)
     if logit_adjust is not None or tau_norm is not None:
         from .evaluation.posthoc import apply_posthoc, benchmark_train_counts
 
-        meta = cfg.get("ltzoo") or {}
-        dataset = meta.get("dataset") or registry.get_entry(model_name).dataset
-        imb_factor = cfg.get("imb_factor") or meta.get("config", {}).get("data", {}).get("imb_factor")
-        apply_posthoc(model, benchmark_train_counts(dataset, imb_factor), logit_adjust=logit_adjust, tau_norm=tau_norm)
+        zoo_name = model.pretrained_cfg.get("zoo_name")
+        if zoo_name is None:
+            raise ValueError(f"{model_name} records no zoo name, so its training class counts are unknown; "
+                             "post-hoc adjustment needs a zoo release")
+        entry, tag = registry.resolve(zoo_name)
+        imb_factor = model.pretrained_cfg.get("imb_factor") or registry.DATASETS[entry.dataset].imb_factors.get(tag)
+        apply_posthoc(model, benchmark_train_counts(entry.dataset, imb_factor), logit_adjust=logit_adjust,
+                      tau_norm=tau_norm)
     return model

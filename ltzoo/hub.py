@@ -7,8 +7,10 @@ timm), `config.json` (timm keys + an `ltzoo` block), `README.md` (model card) an
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -19,17 +21,23 @@ from urllib.parse import urlsplit
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from timm.models import PretrainedCfg
 from torch import nn
 
-from .models import inference_state_dict, train_heads_state_dict
+from . import registry
+
+_log = logging.getLogger("ltzoo")
 
 WEIGHTS_NAME = "model.safetensors"
 HEADS_NAME = "heads.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
-TIMM_CFG_KEYS = (
-    "hf_hub_id", "tag", "num_classes", "input_size", "mean", "std", "crop_pct", "interpolation",
-    "first_conv", "classifier", "license", "paper_ids",
+# timm's pretrained-cfg fields a release's config.json records; never a weights source (the repo's own
+# model.safetensors is the weights) and none of ltzoo's extras (they live in the `ltzoo` block).
+TIMM_CFG_KEYS = tuple(
+    f.name for f in dataclasses.fields(PretrainedCfg)
+    if f.name not in {"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "custom_load",
+                      "architecture"}
 )
 
 
@@ -51,6 +59,10 @@ class HubUnreachableError(WeightsError):
 
 class ClassCountMismatchError(WeightsError):
     """A checkpoint's class count differs from the model's."""
+
+
+class UnverifiedWeightsError(WeightsError):
+    """Weights ltzoo cannot verify: a Hub repo without a recorded sha256, a URL, a pickle, a custom loader."""
 
 
 def sha256_file(path: str | Path) -> str:
@@ -167,33 +179,148 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CorruptWeightsError(f"{path} is not a readable config.json ({e})") from None
 
 
-def checkpoint_num_classes(state_dict: dict[str, torch.Tensor], classifier_key: str = "fc") -> int | None:
-    """The class count a state dict's classifier was trained for (Linear: out × in; NormedLinear: in × out)."""
-    if f"{classifier_key}.bias" in state_dict:
-        return state_dict[f"{classifier_key}.bias"].shape[0]
-    weight = state_dict.get(f"{classifier_key}.weight")
-    return None if weight is None else weight.shape[1]
+# --- one sha256 policy for every load path --------------------------------------------------------------------
+# Every load, from ltzoo.create_model or plain timm after `import ltzoo` (the architectures' entry functions call
+# `verify_pretrained_source` before timm's `load_pretrained` reads a byte), goes through these functions:
+# a Hub file is checked against the registry's sha256 (a published release) or the one its config.json records;
+# a local file against the config.json beside it or, in a folder named for a release, the registry's; a local file
+# without any record loads with a one-line notice; URLs, pickles and custom loaders are refused.
+
+# Architecture arguments a Hub config.json's `model_args` may set; anything else (checkpoint_path,
+# pretrained_cfg, pretrained_cfg_overlay, …) would let a repo redirect what gets loaded.
+HUB_MODEL_ARGS = frozenset({"classifier", "cosine_scale", "embed_dim", "in_chans", "global_pool"})
+# pretrained_cfg keys that name a weights source; a Hub config.json must not set them (timm ignores them for an
+# `hf-hub:` load, ltzoo refuses them so that no reader is ever pointed at another file).
+_SOURCE_KEYS = frozenset({"url", "file", "state_dict", "hf_hub_filename", "custom_load"})
 
 
-def load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, adapt_head: bool) -> None:
-    """Load strictly; with `adapt_head`, keep the model's freshly initialised classifier instead of the file's."""
-    if adapt_head:
-        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+def recorded_sha256(path: str | Path) -> str | None:
+    """The sha256 recorded for a local weights file: in the config.json beside it (`ltzoo.files`), else the
+    registry's when the file is the model.safetensors of a folder named for a published release."""
+    path = Path(path)
+    config = path.with_name(CONFIG_NAME)
+    if config.is_file():
+        sha = read_config(config).get("ltzoo", {}).get("files", {}).get(path.name)
+        if sha:
+            return sha
+    if path.name == WEIGHTS_NAME:
+        return registry.releases().get(path.parent.name, {}).get("sha256")
+    return None
+
+
+def local_weights_file(path: str | Path) -> Path:
+    """`path` as an existing .safetensors file, or a one-line error saying what it is instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise WeightsNotAvailableError(
+            f"{path} is a folder; pass the weights file inside it ({path / WEIGHTS_NAME})")
+    if not path.is_file():
+        raise WeightsNotAvailableError(f"weights file {path} does not exist")
+    if path.suffix != ".safetensors":
+        raise CorruptWeightsError(f"{path} is not a .safetensors file; ltzoo loads safetensors weights only")
+    return path
+
+
+def check_local_weights(path: str | Path) -> str | None:
+    """Verify a local safetensors file against its recorded sha256 (raises on mismatch); without a record, log a
+    one-line notice that it loads unverified. Returns the recorded sha256, or None."""
+    path = local_weights_file(path)
+    expected = recorded_sha256(path)
+    if expected:
+        verify_sha256(path, expected)
+    else:
+        _log.warning("ltzoo: no sha256 recorded for %s (no config.json beside it, not a release folder): "
+                     "loading it unverified", path)
+    return expected
+
+
+def hub_meta(repo_id: str) -> dict[str, Any]:
+    """The `ltzoo` block of a Hub repo's config.json ({} when it has none)."""
+    return read_config(download(repo_id, CONFIG_NAME)).get("ltzoo", {})
+
+
+def hub_expected_sha256(repo_id: str) -> str | None:
+    """The sha256 model.safetensors of a Hub repo must have: the registry's for a published release (trusted over
+    the repo's own record), else the one its config.json records; None when neither exists."""
+    release = registry.release_of_hub_repo(repo_id)
+    if release:
+        return registry.releases()[release]["sha256"]
+    return hub_meta(repo_id).get("files", {}).get(WEIGHTS_NAME)
+
+
+def check_hub_config(repo_id: str, config: dict[str, Any]) -> None:
+    """Refuse a Hub config.json whose `model_args` or `pretrained_cfg` could redirect what gets loaded."""
+    extra = sorted(set(config.get("model_args", {})) - HUB_MODEL_ARGS)
+    if extra:
+        raise UnverifiedWeightsError(
+            f"the config.json of Hub repo {repo_id} sets model_args {extra} that ltzoo does not accept from a Hub "
+            f"repo; allowed: {sorted(HUB_MODEL_ARGS)}")
+    sources = sorted(k for k in set(config.get("pretrained_cfg", {})) & _SOURCE_KEYS if config["pretrained_cfg"][k])
+    if sources:
+        raise UnverifiedWeightsError(
+            f"the config.json of Hub repo {repo_id} points its pretrained_cfg at other weights ({sources}); ltzoo "
+            f"loads only the repo's own {WEIGHTS_NAME}, checked by sha256")
+
+
+def verify_pretrained_source(cfg: dict[str, Any]) -> None:
+    """Check, before timm's `load_pretrained` reads anything, the weights it would load for this pretrained cfg.
+
+    The source is resolved with timm's own resolution (`timm.models._builder._resolve_pretrained_source`, private:
+    using it keeps this check and timm's reader on the same file). A Hub file is downloaded into the client's cache
+    and checked here, so timm then reads the verified cached copy; a repo without model.safetensors is refused
+    rather than letting timm fall back to a pickle.
+    """
+    from timm.models._builder import _resolve_pretrained_source
+
+    load_from, location = _resolve_pretrained_source(cfg)
+    if load_from == "hf-hub":
+        if isinstance(location, tuple) or cfg.get("custom_load"):
+            raise UnverifiedWeightsError(
+                f"the pretrained cfg of {cfg.get('hf_hub_id')} names another weights file or a custom loader; "
+                f"ltzoo loads only {WEIGHTS_NAME}, checked by sha256")
+        expected = hub_expected_sha256(location)
+        if not expected:
+            raise UnverifiedWeightsError(
+                f"Hub repo {location} is not a published ltzoo release and its config.json records no sha256 for "
+                f"{WEIGHTS_NAME} (no ltzoo.files entry), so its weights cannot be verified. Download the file and "
+                "load it knowingly with create_model(..., checkpoint_path=...).")
+        verify_sha256(download(location, WEIGHTS_NAME), expected)
+    elif load_from == "local-dir":
+        check_local_weights(Path(location) / WEIGHTS_NAME)
+    elif load_from == "file":
+        check_local_weights(location)
+    elif load_from == "url":
+        raise UnverifiedWeightsError(
+            f"ltzoo loads weights from the Hub or a local .safetensors file, not from a URL ({location})")
+
+
+def refuse_non_finite(state_dict: dict[str, torch.Tensor], model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """A `pretrained_filter_fn` for timm: refuse weights holding NaN or Inf (a diverged run or a corrupt file)."""
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CorruptWeightsError(
+                f"weights tensor {key!r} holds NaN or Inf values: the file is corrupt or comes from a diverged run")
+    return state_dict
+
+
+def checkpoint_num_classes(path: str | Path, classifier_key: str = "fc") -> int | None:
+    """The class count a safetensors file's classifier was trained for (Linear: out × in; NormedLinear: in × out),
+    read from the file's header without loading the tensors."""
+    from safetensors import safe_open
+
     try:
-        result = model.load_state_dict(state_dict, strict=False)
-    except RuntimeError as e:  # shape mismatches raise even with strict=False
+        with safe_open(str(path), framework="pt") as f:
+            keys = set(f.keys())
+            if f"{classifier_key}.bias" in keys:
+                return f.get_slice(f"{classifier_key}.bias").get_shape()[0]
+            if f"{classifier_key}.weight" in keys:
+                return f.get_slice(f"{classifier_key}.weight").get_shape()[1]
+    except (SafetensorError, OSError, ValueError) as e:
         raise CorruptWeightsError(
-            f"{source} does not fit {type(model).__name__} ({e}). Is it the checkpoint of another architecture "
-            "or classifier kind?"
+            f"{path} is not a readable safetensors file ({e}); it is probably truncated or corrupt. "
+            f"{_clear_cache_hint(Path(path))}"
         ) from None
-    missing = [k for k in result.missing_keys if not (adapt_head and k.startswith("fc."))]
-    missing = [k for k in missing if not k.startswith("train_heads.")]
-    if missing or result.unexpected_keys:
-        raise CorruptWeightsError(
-            f"{source} does not fit {type(model).__name__}: missing keys {missing[:5]}"
-            f"{'…' if len(missing) > 5 else ''}, unexpected keys {result.unexpected_keys[:5]}"
-            f"{'…' if len(result.unexpected_keys) > 5 else ''}. Is it the checkpoint of another architecture?"
-        )
+    return None
 
 
 def save_pretrained(
@@ -206,9 +333,15 @@ def save_pretrained(
 ) -> Path:
     """Write a release folder: model.safetensors, [heads.safetensors], config.json, README.md.
 
+    ltzoo's own rather than timm's `save_for_hf`: that writes the whole state dict (the training-only heads would
+    land in model.safetensors, which plain timm then no longer loads strictly) and copies `model.pretrained_cfg`
+    into config.json with ltzoo's extras, which timm's `PretrainedCfg(**cfg)` refuses on an `hf-hub:` load.
+
     `ltzoo_meta` goes to config.json's `ltzoo` block (name, tag, method, dataset, recipe, metrics, …); the sha256
     of each weights file is added to it.
     """
+    from .models import inference_state_dict, train_heads_state_dict  # here: models imports hub to verify loads
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().contiguous().cpu() for k, v in inference_state_dict(model).items()}
@@ -246,7 +379,10 @@ def save_pretrained(
 
 
 def push_to_hub(folder: str | Path, repo_id: str, token: str | None = None, private: bool = False) -> str:
-    """Upload a release folder to a Hub repo with huggingface_hub; returns the commit URL."""
+    """Upload a release folder to a Hub repo with huggingface_hub; returns the commit URL.
+
+    An upload of the folder as written, not timm's `push_to_hf_hub`: that re-saves the model (by default also as a
+    pickle) instead of publishing the verified files whose sha256 the registry records."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token or os.environ.get("HF_TOKEN"))

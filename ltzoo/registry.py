@@ -11,10 +11,12 @@ import difflib
 import fnmatch
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from timm.models import PretrainedCfg, split_model_name_tag
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -227,9 +229,8 @@ def hub_namespace() -> str:
 
 
 def split_name(model_name: str) -> tuple[str, str]:
-    """'resnet32_ce_cifar10_lt.if50' -> ('resnet32_ce_cifar10_lt', 'if50'); no tag gives ''."""
-    name, _, tag = model_name.partition(".")
-    return name, tag
+    """'resnet32_ce_cifar10_lt.if50' -> ('resnet32_ce_cifar10_lt', 'if50'); no tag gives '' (timm's own split)."""
+    return split_model_name_tag(model_name)
 
 
 def _unknown(model_name: str, candidates: list[str]) -> UnknownModelError:
@@ -267,36 +268,84 @@ def get_entry(model_name: str) -> ZooEntry:
     return resolve(model_name)[0]
 
 
-def get_pretrained_cfg(model_name: str) -> dict[str, Any]:
-    """timm's pretrained-cfg fields for a name (and tag) plus ltzoo's: sha256, recipe, paper, metrics, imb_factor."""
+@dataclass
+class LtzooPretrainedCfg(PretrainedCfg):
+    """timm's PretrainedCfg plus what a zoo release carries beside its weights.
+
+    A dataclass subclass is where timm tolerates extra keys: `generate_default_cfgs`, `resolve_pretrained_cfg`
+    and `build_model_with_cfg` keep it, and `model.pretrained_cfg` (its `to_dict()`) then holds `sha256` (of
+    model.safetensors, checked on every load), `zoo_name`, `recipe`, `paper`, `metrics`, `imb_factor` and
+    `model_args`: the architecture arguments the weights need (the cosine head and its scale), which the
+    architectures' entry functions apply, so `timm.create_model("<arch>.<tag>")` builds the right head.
+    """
+
+    zoo_name: str | None = None
+    model_args: dict[str, Any] | None = None  # "name.tag" in the zoo's spelling
+    sha256: str | None = None
+    recipe: str | None = None
+    paper: str | None = None
+    metrics: dict[str, Any] | None = None
+    imb_factor: float | None = None
+
+
+def timm_tag(entry: ZooEntry, tag: str) -> str:
+    """The timm pretrained tag of a zoo name: resnet32_ce_cifar10_lt.if100 -> resnet32_cifar.ce_cifar10_lt_if100."""
+    return f"{entry.method}_{entry.dataset}_{tag}"
+
+
+def pretrained_cfg(model_name: str) -> LtzooPretrainedCfg:
+    """The timm pretrained cfg of a zoo name (and tag): transforms, Hub id, and the release's sha256 and metrics."""
     entry, tag = resolve(model_name)
     dataset = DATASETS[entry.dataset]
     full = f"{entry.name}.{tag}"
     release = releases().get(full, {})
-    cfg: dict[str, Any] = {
-        "architecture": entry.timm_arch,
-        "tag": tag,
-        "hf_hub_id": f"{hub_namespace()}/{full}",
-        "file": None,
-        "num_classes": dataset.num_classes,
-        "input_size": dataset.input_size,
-        "mean": dataset.mean,
-        "std": dataset.std,
-        "crop_pct": dataset.crop_pct,
-        "interpolation": "bilinear",
-        "first_conv": "conv1" if entry.arch == "resnet32" else "backbone.conv1",
-        "classifier": "fc",
-        "license": "apache-2.0",
-        "paper_ids": METHODS[entry.method].paper,
-        "recipe": entry.recipe(tag),
-        "paper": METHODS[entry.method].paper,
-        "sha256": release.get("sha256"),
-        "metrics": release.get("metrics"),
-    }
-    imb = dataset.imb_factors.get(tag.split("_")[0])
-    if imb is not None:
-        cfg["imb_factor"] = imb
-    return cfg
+    return LtzooPretrainedCfg(
+        architecture=entry.timm_arch,
+        tag=timm_tag(entry, tag),
+        hf_hub_id=f"{hub_namespace()}/{full}",
+        num_classes=dataset.num_classes,
+        input_size=dataset.input_size,
+        fixed_input_size=False,
+        mean=dataset.mean,
+        std=dataset.std,
+        crop_pct=dataset.crop_pct,
+        crop_mode="center",
+        interpolation="bilinear",
+        pool_size=tuple(s // (4 if entry.arch == "resnet32" else 32) for s in dataset.input_size[1:]),
+        first_conv="conv1" if entry.arch == "resnet32" else "backbone.conv1",
+        classifier="fc",
+        license="apache-2.0",
+        paper_ids=METHODS[entry.method].paper,
+        zoo_name=full,
+        model_args=entry.model_args,
+        sha256=release.get("sha256"),
+        recipe=entry.recipe(tag),
+        paper=METHODS[entry.method].paper,
+        metrics=release.get("metrics"),
+        imb_factor=dataset.imb_factors.get(tag.split("_")[0]),
+    )
+
+
+def get_pretrained_cfg(model_name: str) -> dict[str, Any]:
+    """`pretrained_cfg(model_name)` as a dict with every field (None where a value is unknown, e.g. no sha256)."""
+    return {k: v for k, v in asdict(pretrained_cfg(model_name)).items() if k != "imb_factor" or v is not None}
+
+
+def timm_pretrained_cfgs() -> dict[str, LtzooPretrainedCfg]:
+    """Every published release as a timm `arch.tag` row, e.g. `resnet32_cifar.ce_cifar10_lt_if100`."""
+    rows = {}
+    for full in sorted(releases()):
+        entry, tag = resolve(full)
+        rows[f"{entry.timm_arch}.{timm_tag(entry, tag)}"] = pretrained_cfg(full)
+    return rows
+
+
+def release_of_hub_repo(repo_id: str) -> str | None:
+    """The published `name.tag` a Hub repo id of the zoo's namespace holds, if any (its sha256 is then known)."""
+    namespace, _, repo = repo_id.partition("/")
+    if namespace == hub_namespace() and repo in releases():
+        return repo
+    return None
 
 
 def has_weights(model_name: str) -> bool:

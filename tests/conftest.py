@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,17 +101,15 @@ def hf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hf-cache")
 
 
-@pytest.fixture(scope="session")
-def local_hub(tmp_path_factory: pytest.TempPathFactory, hf_cache: Path) -> Iterator[ServedHub]:
-    """Serve freshly saved releases with olah and point the in-process huggingface_hub client at them."""
-    releases_dir = tmp_path_factory.mktemp("releases")
-    models = _build_releases(releases_dir)
+@contextmanager
+def serve(releases_dir: Path, workdir: Path, cache_dir: Path) -> Iterator[hub_server.LocalHub]:
+    """Serve a releases folder with olah and point the client at it; restore the client's settings afterwards."""
     saved = {key: getattr(constants, key) for key in _CLIENT_SETTINGS}
     saved_env = os.environ.get("HF_ENDPOINT")
-    with hub_server.LocalHub(releases_dir, workdir=tmp_path_factory.mktemp("olah")) as hub:
-        hub_server.use_endpoint(hub.endpoint, cache_dir=hf_cache)
+    with hub_server.LocalHub(releases_dir, workdir=workdir) as hub:
+        hub_server.use_endpoint(hub.endpoint, cache_dir=cache_dir)
         try:
-            yield ServedHub(hub.endpoint, hub.namespace, releases_dir, hf_cache, models)
+            yield hub
         finally:
             for key, value in saved.items():
                 setattr(constants, key, value)
@@ -118,6 +117,15 @@ def local_hub(tmp_path_factory: pytest.TempPathFactory, hf_cache: Path) -> Itera
                 os.environ.pop("HF_ENDPOINT", None)
             else:
                 os.environ["HF_ENDPOINT"] = saved_env
+
+
+@pytest.fixture(scope="session")
+def local_hub(tmp_path_factory: pytest.TempPathFactory, hf_cache: Path) -> Iterator[ServedHub]:
+    """Serve freshly saved releases with olah and point the in-process huggingface_hub client at them."""
+    releases_dir = tmp_path_factory.mktemp("releases")
+    models = _build_releases(releases_dir)
+    with serve(releases_dir, tmp_path_factory.mktemp("olah"), hf_cache) as hub:
+        yield ServedHub(hub.endpoint, hub.namespace, releases_dir, hf_cache, models)
 
 
 @pytest.fixture

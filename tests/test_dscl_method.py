@@ -152,7 +152,7 @@ def stage1(**options: Any) -> tuple[DSCLMethod, torch.nn.Module]:
     """A prepared DSCL method and its ResNet-32 (3 classes), as train.py builds them."""
     method = build_method("dscl", [5, 3, 2], 2, **{**TINY, **options})
     model = ltzoo.create_model("resnet32_dscl_cifar10_lt", num_classes=3, zero_init_last=True)
-    model.train_heads.update(ltzoo.models.build_train_heads(method.heads_spec(model.num_features)))
+    model.train_heads.update(ltzoo.models.build_train_heads(method.heads_spec(model.head_hidden_size)))
     model = model.to(memory_format=torch.channels_last)
     method.bind_data(train_set())
     method.prepare_model(model)
@@ -268,7 +268,8 @@ def test_imagenet_encoder_and_head_parameter_counts():
     method = build_method("dscl", [1] * 1000, 200)
     model = ltzoo.create_model("resnet50_dscl_imagenet_lt")
     backbone = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("fc."))
-    head = sum(p.numel() for p in ltzoo.models.build_train_heads(method.heads_spec(model.num_features)).parameters())
+    heads = ltzoo.models.build_train_heads(method.heads_spec(model.head_hidden_size))
+    head = sum(p.numel() for p in heads.parameters())
     assert (backbone, head, backbone + head) == (23_508_032, 4_458_624, 27_966_656)
     assert sum(p.numel() for p in model.parameters()) == 25_557_032  # the stage-2 inference model
 

@@ -102,7 +102,8 @@ def test_cifar_reset_classifier_changes_width_and_keeps_kind(name: str) -> None:
 @pytest.mark.parametrize("name", CIFAR_NAMES)
 def test_cifar_create_model_num_classes(name: str) -> None:
     model = ltzoo.create_model(name, num_classes=5).eval()
-    assert model.num_classes == model.pretrained_cfg["num_classes"] == 5
+    assert model.num_classes == 5
+    assert model.pretrained_cfg["num_classes"] == classes_of(name)  # timm's meaning: the entry's weights
     with torch.no_grad():
         assert model(cifar_input()).shape == (2, 5)
 
@@ -121,13 +122,13 @@ def test_large_forward_shape_and_decomposition(
         assert torch.equal(logits, model.forward_head(features))
         pre_logits = model.forward_head(features, pre_logits=True)
     assert logits.shape == (1, classes_of(name))
-    assert pre_logits.shape == (1, model.num_features)
+    assert pre_logits.shape == (1, model.head_hidden_size)
     assert model.get_classifier() is model.fc
 
 
 def test_resnet152_places_baseline_has_512d_embedding(large_models: dict[str, nn.Module]) -> None:
     model = large_models["resnet152_ce_places_lt"]
-    assert model.num_features == 512
+    assert (model.num_features, model.head_hidden_size) == (2048, 512)  # timm's meaning: the map's, the pooled's
     assert model.get_classifier().in_features == 512
 
 

@@ -285,3 +285,18 @@ def test_sync_strips_machine_paths_from_release_and_ablation_configs(tmp_path: P
     for folder in (out, ablation):
         assert "/work/" not in (folder / "config.json").read_text() + (folder / "README.md").read_text()
         assert "at cifar10_train_jpeg.npz" in (folder / "README.md").read_text()
+
+
+@pytest.mark.parametrize("release", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "releases").iterdir()
+                                           if p.is_dir()))
+def test_every_release_card_parses_with_its_measured_eval_results(release: str) -> None:
+    from huggingface_hub import ModelCard
+
+    folder = Path(__file__).resolve().parents[1] / "releases" / release
+    card = ModelCard.load(folder / "README.md")
+    metrics = json.loads((folder / "config.json").read_text())["ltzoo"]["metrics"]
+    results = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert card.data.library_name == "timm" and card.data.datasets
+    assert all(r.dataset_split == "test" for r in card.data.eval_results)
+    assert results["top-1"] == round(metrics["top1"], 2) and results["ECE (%)"] == round(metrics["ece"], 2)
+    assert results["many-shot top-1"] == round(metrics["many"], 2)

@@ -8,6 +8,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
 from ltzoo import registry
 from training.provenance import describe_history
 
@@ -45,23 +47,38 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _front_matter(config: dict[str, Any]) -> str:
+# The Hub datasets a benchmark is drawn from (its long-tailed subset is built by ltzoo's data code).
+HUB_DATASETS = {"cifar10_lt": "uoft-cs/cifar10", "cifar100_lt": "uoft-cs/cifar100", "imagenet_lt": "ILSVRC/imagenet-1k"}
+# metric key -> (metric type, name shown on the Hub)
+EVAL_METRICS = {
+    "top1": ("accuracy", "top-1"),
+    "top5": ("top_5_accuracy", "top-5"),
+    "many": ("accuracy", "many-shot top-1"),
+    "medium": ("accuracy", "medium-shot top-1"),
+    "few": ("accuracy", "few-shot top-1"),
+    "ece": ("ece", "ECE (%)"),
+}
+
+
+def card_data(config: dict[str, Any]) -> ModelCardData:
+    """The card's metadata with huggingface_hub's own types: the library, datasets, and one `EvalResult` per
+    measured metric on the test split (the Hub renders them as the model-index)."""
     meta = config["ltzoo"]
-    dataset = registry.DATASETS[meta["dataset"]].title
+    dataset = registry.DATASETS[meta["dataset"]]
     metrics = meta.get("metrics") or {}
-    index = {
-        "name": f"{meta['name']}.{meta['tag']}",
-        "results": [{
-            "task": {"type": "image-classification", "name": "Long-tailed image classification"},
-            "dataset": {"name": dataset, "type": meta["dataset"]},
-            "metrics": [{"type": "accuracy", "name": f"top-1 ({k})", "value": round(metrics[k], 2)}
-                        for k in ("top1", "many", "medium", "few") if metrics.get(k) is not None],
-        }],
-    }
-    lines = ["---", "library_name: timm", "license: apache-2.0", "tags:", "- image-classification", "- timm",
-             "- ltzoo", "- long-tailed-recognition", "pipeline_tag: image-classification",
-             f"model-index: {json.dumps([index])}", "---", ""]
-    return "\n".join(lines)
+    results = [
+        EvalResult(
+            task_type="image-classification", task_name="Long-tailed image classification",
+            dataset_type=meta["dataset"], dataset_name=dataset.title, dataset_split="test",
+            metric_type=kind, metric_name=name, metric_value=round(metrics[key], 2),
+        )
+        for key, (kind, name) in EVAL_METRICS.items() if metrics.get(key) is not None
+    ]
+    return ModelCardData(
+        model_name=f"{meta['name']}.{meta['tag']}", library_name="timm", license="apache-2.0",
+        pipeline_tag="image-classification", tags=["image-classification", "timm", "ltzoo", "long-tailed-recognition"],
+        datasets=[HUB_DATASETS.get(meta["dataset"], meta["dataset"])], eval_results=results or None,
+    )
 
 
 def _selection(meta: dict[str, Any]) -> str:
@@ -97,8 +114,13 @@ def _usage(full: str, local_weights: str | None) -> list[str]:
                 "", "```python", "import ltzoo",
                 f"model = ltzoo.create_model(\"{full}\", checkpoint_path=\"{local_weights}\").eval()", "```", ""]
     return ["```python", "import ltzoo", f"model = ltzoo.create_model(\"{full}\", pretrained=True).eval()",
-            "# or, with plain timm after `import ltzoo`:",
-            f"# timm.create_model(\"hf-hub:{registry.hub_namespace()}/{full}\", pretrained=True)", "```", ""]
+            "# or, with plain timm after `import ltzoo` (the release is a timm pretrained tag):",
+            f"# timm.create_model(\"{_timm_name(full)}\", pretrained=True)", "```", ""]
+
+
+def _timm_name(full: str) -> str:
+    entry, tag = registry.resolve(full)
+    return f"{entry.timm_arch}.{registry.timm_tag(entry, tag)}"
 
 
 def _training_time(meta: dict[str, Any]) -> str:
@@ -121,8 +143,9 @@ def _earlier_stage(stage: dict[str, Any]) -> str:
 
 
 def render_model_card(config: dict[str, Any], local_weights: str | None = None) -> str:
-    """The README.md of a release folder; `local_weights` is the weights file of a folder that is not published
-    (an ablation run), which its usage snippet then loads."""
+    """The README.md of a release folder (`huggingface_hub.ModelCard`: `card_data` as its front matter, the body
+    below); `local_weights` is the weights file of a folder that is not published (an ablation run), which its
+    usage snippet then loads."""
     meta = config["ltzoo"]
     full = f"{meta['name']}.{meta['tag']}"
     method = registry.METHODS[meta["method"]]
@@ -130,7 +153,6 @@ def render_model_card(config: dict[str, Any], local_weights: str | None = None) 
     metrics = meta.get("metrics") or {}
     groups = metrics.get("group_sizes", {})
     parts = [
-        _front_matter(config),
         f"# {full}",
         "",
         f"{method.title} ({method.paper}) trained on {dataset.title} ({meta['tag']}) with a "
@@ -186,4 +208,4 @@ def render_model_card(config: dict[str, Any], local_weights: str | None = None) 
     ]
     if meta.get("heads"):
         parts += ["Training-only heads are in `heads.safetensors` (`ltzoo.create_model(..., with_heads=True)`).", ""]
-    return "\n".join(parts)
+    return str(ModelCard(f"---\n{card_data(config).to_yaml()}\n---\n\n" + "\n".join(parts)))

@@ -285,7 +285,7 @@ def build_training_model(cfg: TrainConfig, method: TrainingMethod,
     """The config's zoo model (from `checkpoint` if given) with the method's training-only heads, in the config's
     memory format, prepared by the method (e.g. DSCL's key encoder, the probe's frozen encoder)."""
     model = ltzoo.create_model(cfg.full_name, checkpoint_path=checkpoint, **cfg.model)
-    heads_spec = method.heads_spec(model.num_features)
+    heads_spec = method.heads_spec(model.head_hidden_size)
     if heads_spec:
         model.train_heads.update(ltzoo.models.build_train_heads(heads_spec))
     if cfg.channels_last:
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
         model = build_training_model(cfg, method)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
-    heads_spec = method.heads_spec(model.num_features)
+    heads_spec = method.heads_spec(model.head_hidden_size)
     optimizer = torch.optim.SGD(param_groups(model, cfg.optim.backbone_lr_scale), lr=cfg.optim.lr,
                                 momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
                                 nesterov=cfg.optim.nesterov)

@@ -1,60 +1,144 @@
-"""Registers ltzoo's architectures with timm, so `timm.create_model("resnet32_cifar")` and Hub releases work."""
+"""Registers ltzoo's architectures with timm, with the zoo's released weights as their pretrained tags.
+
+Built the way timm builds its own models: `generate_default_cfgs` (a row per published release, e.g.
+`resnet32_cifar.ce_cifar10_lt_if100`, whose `hf_hub_id` is the release's Hub repo and whose `model_args` give the
+head it needs; the cross-entropy baseline is the architecture's default; a weightless row where nothing is released)
+and `build_model_with_cfg` (pretrained loading, head adaptation, `features_only`). Every entry function first
+applies ltzoo's sha256 policy (`hub.verify_pretrained_source`) to the weights timm is about to load, so
+`timm.create_model("<arch>.<tag>", pretrained=True)`, `hf-hub:` and `local-dir:` names are verified like
+`ltzoo.create_model`; the load refuses NaN/Inf weights (`hub.refuse_non_finite` as timm's `pretrained_filter_fn`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
+from torch import nn
 
+from .. import hub, registry
 from .ltnet import LTNet
 from .resnet_cifar import CifarResNet
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2023, 0.1994, 0.2010)
-
-
-def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {"first_conv": "conv1", "classifier": "fc", "license": "apache-2.0", **kwargs}
-
-
-default_cfgs = generate_default_cfgs(
-    {
-        "resnet32_cifar": _cfg(
-            num_classes=10, input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0, interpolation="bilinear",
-            mean=CIFAR_MEAN, std=CIFAR_STD,
-        ),
-        "lt_resnet50": _cfg(first_conv="backbone.conv1", num_classes=1000, pool_size=(7, 7), interpolation="bilinear"),
-        "lt_resnext50_32x4d": _cfg(
-            first_conv="backbone.conv1", num_classes=1000, pool_size=(7, 7), interpolation="bilinear"
-        ),
-        "lt_resnet152": _cfg(first_conv="backbone.conv1", num_classes=365, pool_size=(7, 7), interpolation="bilinear"),
-    }
+_LARGE = dict(
+    first_conv="backbone.conv1", pool_size=(7, 7), crop_mode="center", interpolation="bilinear", license="apache-2.0",
+    classifier="fc",
 )
+_FEATURE_LEVELS = {"resnet32_cifar": (0, 1, 2, 3)}  # the others: timm's default, stem + four stages
 
 
-def _build(cls: type, variant: str, pretrained: bool, **kwargs: Any):
-    return build_model_with_cfg(cls, variant, pretrained, **kwargs)
+def _default_cfgs() -> dict[str, registry.LtzooPretrainedCfg]:
+    """Every release as an 'arch.tag' row. timm makes an architecture's first tag with weights its default; ltzoo
+    names it explicitly ('*'): the cross-entropy baseline. An architecture without releases gets a weightless row."""
+    weightless = {
+        "resnet32_cifar": registry.LtzooPretrainedCfg(
+            num_classes=10, input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0, crop_mode="center",
+            interpolation="bilinear", mean=registry.CIFAR_MEAN, std=registry.CIFAR_STD, first_conv="conv1",
+            classifier="fc", license="apache-2.0",
+        ),
+        "lt_resnet50": registry.LtzooPretrainedCfg(num_classes=1000, **_LARGE),
+        "lt_resnext50_32x4d": registry.LtzooPretrainedCfg(num_classes=1000, **_LARGE),
+        "lt_resnet152": registry.LtzooPretrainedCfg(num_classes=365, **_LARGE),
+    }
+    releases = registry.timm_pretrained_cfgs()
+    rows: dict[str, registry.LtzooPretrainedCfg] = {}
+    for arch, cfg in weightless.items():
+        tags = [name for name in releases if name.startswith(f"{arch}.")]
+        if not tags:
+            rows[arch] = cfg
+            continue
+        default = next((name for name in tags if name.split(".")[1].startswith("ce_")), tags[0])
+        rows[f"{default}*"] = releases[default]
+        rows.update({name: releases[name] for name in tags if name != default})
+    return rows
+
+
+default_cfgs = generate_default_cfgs(_default_cfgs())
+
+
+def _with_release_record(cfg: registry.LtzooPretrainedCfg | Any) -> Any:
+    """For an `hf-hub:` / `local-dir:` source, add what the release's config.json `ltzoo` block records (zoo name,
+    sha256, recipe, paper, metrics), so `model.pretrained_cfg` reads as it does for the zoo name."""
+    if isinstance(cfg, registry.LtzooPretrainedCfg) or cfg.source not in ("hf-hub", "local-dir"):
+        return cfg
+    if cfg.source == "hf-hub":
+        meta, sha = hub.hub_meta(cfg.hf_hub_id), hub.hub_expected_sha256(cfg.hf_hub_id)
+    else:
+        config = hub.read_config(f"{cfg.file}/{hub.CONFIG_NAME}")
+        meta = config.get("ltzoo", {})
+        sha = meta.get("files", {}).get(hub.WEIGHTS_NAME)
+    zoo_name = f"{meta['name']}.{meta['tag']}" if meta.get("name") and meta.get("tag") else None
+    imb_factor = registry.pretrained_cfg(zoo_name).imb_factor if zoo_name and registry.is_model(zoo_name) else None
+    return registry.LtzooPretrainedCfg(
+        **dataclasses.asdict(cfg), zoo_name=zoo_name, sha256=sha, recipe=meta.get("recipe"),
+        paper=meta.get("paper"), metrics=meta.get("metrics"), imb_factor=imb_factor,
+    )
+
+
+def _create(
+    cls: type[nn.Module],
+    variant: str,
+    pretrained: bool,
+    pretrained_cfg: Any = None,
+    pretrained_cfg_overlay: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """timm's builder, after resolving the pretrained cfg and checking the weights it names."""
+    source_args = kwargs.get("pretrained_model_args") or {}
+    extra = sorted(set(source_args) - hub.HUB_MODEL_ARGS)
+    if extra:
+        raise hub.UnverifiedWeightsError(
+            f"the config.json of these weights sets model_args {extra} that ltzoo does not accept; "
+            f"allowed: {sorted(hub.HUB_MODEL_ARGS)}")
+    cfg = _with_release_record(resolve_pretrained_cfg(variant, pretrained_cfg, pretrained_cfg_overlay))
+    for key, value in (getattr(cfg, "model_args", None) or {}).items():  # the weights' head; explicit kwargs win
+        kwargs.setdefault(key, value)
+    if pretrained:
+        if not cfg.has_weights:
+            tags = registry.timm_pretrained_cfgs()
+            names = [k for k in tags if k.startswith(f"{variant}.")]
+            raise hub.WeightsNotAvailableError(
+                f"{variant} has no default weights; name a pretrained tag"
+                + (f", one of: {', '.join(names)}" if names else " (none is published yet)"))
+        hub.verify_pretrained_source(cfg.to_dict())
+    feature_cfg = {"feature_cls": "getter"}
+    if variant in _FEATURE_LEVELS:
+        feature_cfg["out_indices"] = _FEATURE_LEVELS[variant]
+    try:
+        return build_model_with_cfg(
+            cls, variant, pretrained, pretrained_cfg=cfg, feature_cfg=feature_cfg,
+            pretrained_filter_fn=hub.refuse_non_finite, **kwargs,
+        )
+    except RuntimeError as e:
+        if "state_dict" not in str(e) or isinstance(e, hub.WeightsError):
+            raise
+        args = {k: v for k, v in kwargs.items() if k in hub.HUB_MODEL_ARGS}
+        raise hub.CorruptWeightsError(
+            f"{cfg.file or cfg.hf_hub_id or variant} does not fit {cls.__name__} {args} "
+            f"({' '.join(str(e).split())[:300]}). Is it the checkpoint of another architecture or classifier kind?"
+        ) from None
 
 
 @register_model
 def resnet32_cifar(pretrained: bool = False, **kwargs: Any) -> CifarResNet:
     """ResNet-32 for CIFAR (option-A shortcuts, 0.46 M parameters)."""
-    return _build(CifarResNet, "resnet32_cifar", pretrained, depth=32, **kwargs)
+    return _create(CifarResNet, "resnet32_cifar", pretrained, depth=32, **kwargs)
 
 
 @register_model
 def lt_resnet50(pretrained: bool = False, **kwargs: Any) -> LTNet:
     """ResNet-50 backbone from timm with a long-tail classifier head."""
-    return _build(LTNet, "lt_resnet50", pretrained, backbone="resnet50", **kwargs)
+    return _create(LTNet, "lt_resnet50", pretrained, backbone="resnet50", **kwargs)
 
 
 @register_model
 def lt_resnext50_32x4d(pretrained: bool = False, **kwargs: Any) -> LTNet:
     """ResNeXt-50 (32x4d) backbone from timm with a long-tail classifier head."""
-    return _build(LTNet, "lt_resnext50_32x4d", pretrained, backbone="resnext50_32x4d", **kwargs)
+    return _create(LTNet, "lt_resnext50_32x4d", pretrained, backbone="resnext50_32x4d", **kwargs)
 
 
 @register_model
 def lt_resnet152(pretrained: bool = False, **kwargs: Any) -> LTNet:
     """ResNet-152 backbone from timm with a long-tail classifier head (Places-LT)."""
-    return _build(LTNet, "lt_resnet152", pretrained, backbone="resnet152", **kwargs)
+    return _create(LTNet, "lt_resnet152", pretrained, backbone="resnet152", **kwargs)

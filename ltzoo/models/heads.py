@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing  # torch.fx's own check, exported only privately
 
 CLASSIFIERS = ("linear", "cosine")
 
@@ -16,12 +19,14 @@ class NormedLinear(nn.Module):
     s = 1 gives the raw cosine. Computed in fp32 under autocast too.
     """
 
-    def __init__(self, in_features: int, out_features: int, scale: float = 1.0) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, scale: float = 1.0, device: Any = None, dtype: Any = None
+    ) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
         self.scale = scale
-        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.weight = nn.Parameter(torch.empty(in_features, out_features, device=device, dtype=dtype))
         self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
 
     def class_vectors(self) -> torch.Tensor:
@@ -29,23 +34,34 @@ class NormedLinear(nn.Module):
         return self.weight.t()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript has no autocast to leave
+            return self._scaled_cosine(x)
+        if is_fx_symbolic_tracing() or x.device.type == "meta":  # a traced graph / meta tensors: no autocast state
+            return self._scaled_cosine(x)
         # fp32 even under autocast: s = 30 turns bf16's rounding of the cosine (≈ 4e-3) into ≈ 0.1 logit
         with torch.autocast(x.device.type, enabled=False):
-            out = F.normalize(x.float(), dim=1) @ F.normalize(self.weight.float(), dim=0)
-        return out * self.scale if self.scale != 1.0 else out
+            return self._scaled_cosine(x)
+
+    def _scaled_cosine(self, x: torch.Tensor) -> torch.Tensor:
+        """In fp32; returned in the weight's dtype (fp32 under autocast, bf16 in a model cast to bf16)."""
+        out = F.normalize(x.float(), dim=1) @ F.normalize(self.weight.float(), dim=0)
+        out = out * self.scale if self.scale != 1.0 else out
+        return out.to(self.weight.dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, scale={self.scale}"
 
 
-def create_classifier(kind: str, in_features: int, num_classes: int, cosine_scale: float = 1.0) -> nn.Module:
-    """Build a classifier head by name: `linear` (nn.Linear with bias) or `cosine` (NormedLinear)."""
+def create_classifier(
+    kind: str, in_features: int, num_classes: int, cosine_scale: float = 1.0, device: Any = None, dtype: Any = None
+) -> nn.Module:
+    """Build a classifier head by name: `linear` (nn.Linear with bias) or `cosine` (NormedLinear); 0 classes: none."""
     if num_classes <= 0:
         return nn.Identity()
     if kind == "linear":
-        return nn.Linear(in_features, num_classes)
+        return nn.Linear(in_features, num_classes, device=device, dtype=dtype)
     if kind == "cosine":
-        return NormedLinear(in_features, num_classes, scale=cosine_scale)
+        return NormedLinear(in_features, num_classes, scale=cosine_scale, device=device, dtype=dtype)
     raise ValueError(f"unknown classifier {kind!r}; choose one of {CLASSIFIERS}")
 
 
