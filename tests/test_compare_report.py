@@ -10,7 +10,6 @@ import pytest
 import torch
 from fixtures import make_cifar10_test_subset
 from PIL import Image
-from safetensors.torch import save_file
 
 import ltzoo
 from ltzoo.cli import main
@@ -23,15 +22,14 @@ CARD = "---\nlicense: apache-2.0\n---\n\n# {name}\n\nA test release.\n\n| split 
 
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory):
-    """Two release folders (random-init weights, a model card) and a CIFAR-10 root of 20 test images per class."""
+    """Two release folders (random-init weights with their sha256 in config.json, a model card) and a CIFAR-10 root of 20 test images per class."""
     root = tmp_path_factory.mktemp("report")
     data = make_cifar10_test_subset(root / "data", per_class=20)
     for seed, name in enumerate(NAMES):
         torch.manual_seed(seed)
         model = ltzoo.create_model(name)
-        (root / "releases" / name).mkdir(parents=True)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                  str(root / "releases" / name / "model.safetensors"))
+        base, tag = name.split(".")
+        ltzoo.save_pretrained(model, root / "releases" / name, ltzoo_meta={"name": base, "tag": tag})
         (root / "releases" / name / "README.md").write_text(CARD.format(name=name))
     return root / "releases", data
 
