@@ -115,11 +115,12 @@ def copy_checkout(dest: Path, data: Path) -> Path:
 
 
 def shrink_recipe(repo: Path, config: str) -> None:
-    """Make a recipe file of the copy one optimisation step long (16 images), so its README command runs as is."""
+    """Make a recipe file of the copy one short epoch long (1024 images, enough for every class to have some, which
+    class-count based methods need), so its README command runs as is."""
     path = repo / "training" / "configs" / config
     recipe = yaml.safe_load(path.read_text())
     recipe["epochs"] = 1
-    recipe["data"].update(batch_size=16, subset=16)
+    recipe["data"].update(batch_size=128, subset=1024)
     path.write_text(yaml.safe_dump(recipe))
 
 
