@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import test_training
 import yaml
 from fixtures import shared_file
 
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 TIMEOUT = 900
+tiny_cifar_root = test_training.tiny_cifar_root  # the fixture: real training archive, 200 real test images
 
 # Which test runs each README snippet: a bash block counts per command (continuation lines joined), a Python block
 # as a whole (keyed by its first line).
@@ -92,9 +94,9 @@ def test_snippets_are_read_as_a_shell_reads_them():
 
 # --- a copy of the checkout to run them in -----------------------------------------------------------------------
 
-def copy_checkout(dest: Path) -> Path:
-    """The files git tracks or would track (not .venv, not ignored outputs), copied to `dest/ltzoo`, beside a
-    `dest/shared` that links to the shared data's folder."""
+def copy_checkout(dest: Path, data: Path) -> Path:
+    """The files git tracks or would track (not .venv, not ignored outputs), copied to `dest/ltzoo`, whose shared
+    data folder (`dest/shared/data`, where a checkout finds it) links to `data`."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.split("\n")
     repo = dest / "ltzoo"
@@ -107,16 +109,18 @@ def copy_checkout(dest: Path) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(repo, filter="tar")
     archive.unlink()
-    (dest / "shared").symlink_to(shared_file("cifar10_test_jpeg.npz").parents[1])
+    (dest / "shared").mkdir()
+    (dest / "shared" / "data").symlink_to(data)
     return repo
 
 
 def shrink_recipe(repo: Path, config: str) -> None:
-    """Make a recipe file of the copy one optimisation step long (16 images), so its README command runs as is."""
+    """Make a recipe file of the copy one short epoch long (1024 images, enough for every class to have some, which
+    class-count based methods need), so its README command runs as is."""
     path = repo / "training" / "configs" / config
     recipe = yaml.safe_load(path.read_text())
     recipe["epochs"] = 1
-    recipe["data"].update(batch_size=16, subset=16)
+    recipe["data"].update(batch_size=128, subset=1024)
     path.write_text(yaml.safe_dump(recipe))
 
 
@@ -140,14 +144,25 @@ def run(command: str, repo: Path, env: dict[str, str], stdin: str | None = None)
     return result
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """(the copy with this venv as its .venv, a new shell's environment)."""
-    base = tmp_path_factory.mktemp("readme")
-    repo = copy_checkout(base)
+def new_workspace(base: Path, data: Path) -> tuple[Path, dict[str, str]]:
+    """(a copy of the checkout with this venv as its .venv, a new shell's environment)."""
+    repo = copy_checkout(base, data)
     (repo / ".venv").symlink_to(Path(sys.prefix))
     (base / "home").mkdir()
     return repo, shell_env(base / "home", repo)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A workspace with the real shared data, for the commands that measure released models."""
+    return new_workspace(tmp_path_factory.mktemp("readme"), shared_file("cifar10_test_jpeg.npz").parent)
+
+
+@pytest.fixture
+def training_workspace(tmp_path: Path, tiny_cifar_root: Path) -> tuple[Path, dict[str, str]]:
+    """A workspace whose shared data has the real training archive and 200 test images, for the training commands
+    (each ends with an evaluation of the test split)."""
+    return new_workspace(tmp_path, tiny_cifar_root)
 
 
 @pytest.fixture(scope="module")
@@ -206,8 +221,8 @@ def test_serve_hub_prints_the_endpoint_to_export_and_stops_on_ctrl_c(workspace: 
 
 
 @pytest.mark.slow
-def test_the_rebuild_commands_try_train_and_release(workspace: tuple[Path, dict[str, str]]):
-    repo, env = workspace
+def test_the_rebuild_commands_try_train_and_release(training_workspace: tuple[Path, dict[str, str]]):
+    repo, env = training_workspace
     shrink_recipe(repo, "resnet32_ce_cifar10_lt.if50.yaml")
     trial, recipe, release = snippets_of("rebuild")
     run(trial, repo, env)
@@ -223,8 +238,9 @@ def test_the_rebuild_commands_try_train_and_release(workspace: tuple[Path, dict[
 
 
 @pytest.mark.slow
-def test_the_ablation_commands_export_beside_the_release_and_sync(workspace: tuple[Path, dict[str, str]]):
-    repo, env = workspace
+def test_the_ablation_commands_export_beside_the_release_and_sync(
+        training_workspace: tuple[Path, dict[str, str]]):
+    repo, env = training_workspace
     shrink_recipe(repo, "resnet32_smcl_cifar10_lt.if100.yaml")
     released = (repo / "releases" / "resnet32_smcl_cifar10_lt.if100" / "model.safetensors").read_bytes()
     ablation, sync = snippets_of("ablation")
@@ -239,7 +255,7 @@ def test_the_ablation_commands_export_beside_the_release_and_sync(workspace: tup
 def test_the_two_opening_commands_run_in_a_fresh_checkout(tmp_path: Path):
     """Creates a new .venv (pip, from the package index) in a copy without one; the suite's own command runs one
     test file there (the whole suite is this suite)."""
-    repo = copy_checkout(tmp_path)
+    repo = copy_checkout(tmp_path, shared_file("cifar10_test_jpeg.npz").parent)
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hf-cache")}
     env.pop("PYTHONPATH", None)
     quickstart, setup_and_test = snippets_of("setup")

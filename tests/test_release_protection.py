@@ -50,6 +50,12 @@ def test_release_dir_outside_releases_is_where_an_ablation_exports(tmp_path: Pat
     assert export_dir(cfg, str(ROOT / RECIPE), release=False) == tmp_path / "ablations" / "x"
 
 
+def test_a_relative_release_dir_is_taken_from_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(ROOT / RECIPE, ["release_dir=results/ablations/x"])
+    assert export_dir(cfg, str(ROOT / RECIPE), release=False) == export.ROOT / "results" / "ablations" / "x"
+
+
 @pytest.mark.parametrize("inside", ["", "/sub", "/../releases"])
 def test_release_dir_into_releases_is_refused_without_release(inside: str):
     cfg = load_config(ROOT / RECIPE, [f"release_dir={export.RELEASES}{inside}"])

@@ -33,14 +33,21 @@ def repo_path(path: str) -> str:
     return resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(resolved)
 
 
+def in_repository(path: str | Path) -> Path:
+    """`path` with `~` expanded, a relative one taken from the repository (as configs and the queue name them)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else ROOT / path
+
+
 def in_releases(path: Path) -> bool:
     """Whether `path` is the repository's releases/ folder or lies inside it."""
-    return path.expanduser().resolve().is_relative_to(RELEASES.resolve())
+    return in_repository(path).resolve().is_relative_to(RELEASES.resolve())
 
 
 def export_dir(cfg: TrainConfig, config_path: str, release: bool) -> Path:
     """The folder a run exports `<name>.<tag>/` into: releases/ with `release` (only for the recipe file unchanged),
-    else `release_dir` when given (never releases/), else `<run_dir>/export`. Raises ReleaseError otherwise."""
+    else `release_dir` when given (never releases/; relative to the repository), else `<run_dir>/export`. Raises
+    ReleaseError otherwise."""
     if release:
         if cfg.release_dir is not None and not in_releases(Path(cfg.release_dir)):
             raise ReleaseError(f"--release publishes into {repo_path(str(RELEASES))}/; drop release_dir="
@@ -54,7 +61,7 @@ def export_dir(cfg: TrainConfig, config_path: str, release: bool) -> Path:
         return RELEASES
     if cfg.release_dir is None:
         return cfg.resolved_run_dir() / EXPORT
-    out = Path(cfg.release_dir).expanduser()
+    out = in_repository(cfg.release_dir)
     if in_releases(out):
         raise ReleaseError(f"release_dir={cfg.release_dir} is the published releases folder; only --release writes "
                            "there (the recipe file unchanged). Export elsewhere, e.g. release_dir=results/ablations/X")
