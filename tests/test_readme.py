@@ -54,6 +54,11 @@ RUNS = {
     "method.saliency=opencv_finegrained run_dir=~/.cache/ltzoo/runs/smcl_saliency_opencv "
     "release_dir=results/ablations/saliency_opencv": "ablation",
     "python training/sync_releases.py": "ablation",
+    "ltzoo validate resnet32_ce_cifar10_lt.if100 --local-hub releases --test-dist all --plot ce.png": "evaluation",
+    "ltzoo validate resnet32_ce_cifar10_lt.if100 --local-hub releases --sweep logit_adjust": "evaluation",
+    "ltzoo compare resnet32_ce_cifar10_lt.if100 resnet32_bcl_cifar10_lt.if100 --releases releases "
+    "--plot per_class.png": "evaluation",
+    "ltzoo report releases -o site": "evaluation",
 }
 
 
@@ -218,6 +223,17 @@ def test_serve_hub_prints_the_endpoint_to_export_and_stops_on_ctrl_c(workspace: 
         assert "stopped" in server.stdout.read()
     finally:
         server.kill()
+
+
+@pytest.mark.slow
+def test_the_evaluation_commands_measure_the_releases(workspace: tuple[Path, dict[str, str]]):
+    """Slow: the sweep and the report evaluate every release on the 10,000 test images (once each: cached)."""
+    repo, env = workspace
+    shifted, sweep, compared, report = (run(command, repo, env) for command in snippets_of("evaluation"))
+    assert "backward50" in shifted.stdout and (repo / "ce.png").stat().st_size > 0
+    assert "sweep on the held-out split" in sweep.stdout and "<- chosen" in sweep.stdout
+    assert "resnet32_bcl_cifar10_lt.if100" in compared.stdout and (repo / "per_class.png").stat().st_size > 0
+    assert (repo / "site" / "index.html").is_file() and "report written" in report.stdout
 
 
 @pytest.mark.slow
