@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ltzoo.cli import main
+from ltzoo_cli import main
 
 SHA = "cd" * 32
 

@@ -12,9 +12,9 @@ from fixtures import make_cifar10_test_subset
 from PIL import Image
 
 import ltzoo
-from ltzoo.cli import main
 from ltzoo.evaluation.compare import compare, comparison_table, plot_per_class_comparison
 from ltzoo.evaluation.report import write_report
+from ltzoo_cli import main
 
 NAMES = ["resnet32_ce_cifar10_lt.if100", "resnet32_ldam_drw_cifar10_lt.if100"]
 CARD = "---\nlicense: apache-2.0\n---\n\n# {name}\n\nA test release.\n\n| split | top-1 |\n|---|---|\n| test | 1 |\n"
@@ -22,7 +22,8 @@ CARD = "---\nlicense: apache-2.0\n---\n\n# {name}\n\nA test release.\n\n| split 
 
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory):
-    """Two release folders (random-init weights with their sha256 in config.json, a model card) and a CIFAR-10 root of 20 test images per class."""
+    """Two release folders (random-init weights with their sha256 in config.json, a model card) and a CIFAR-10
+    root of 20 test images per class."""
     root = tmp_path_factory.mktemp("report")
     data = make_cifar10_test_subset(root / "data", per_class=20)
     for seed, name in enumerate(NAMES):

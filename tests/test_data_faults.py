@@ -6,7 +6,7 @@ from fixtures import make_split_root
 from torchvision import transforms
 
 import ltzoo.validate
-from ltzoo import cli
+import ltzoo_cli as cli
 from ltzoo.data.splits import ImageReadError, SplitFileDataset
 
 

@@ -11,7 +11,7 @@ import pytest
 import tomllib
 
 import ltzoo
-from ltzoo.cli import main
+from ltzoo_cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.config import ConfigError, load_config  # noqa: E402
@@ -74,3 +74,14 @@ def test_train_refuses_a_launcher_precision_before_training(tmp_path: Path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "error: accelerate launch --mixed_precision fp16: ltzoo trains in bf16 or fp32 only" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_help_and_version_answer_without_importing_torch():
+    """`ltzoo --help` and `--version` run from the console module's parser alone (ltzoo_cli), not the package."""
+    code = ("import sys, ltzoo_cli\n"
+            "for argv in (['--help'], ['--version'], ['validate', '--help']):\n"
+            "    try:\n        ltzoo_cli.main(argv)\n    except SystemExit as e:\n        assert e.code == 0\n"
+            "assert 'torch' not in sys.modules and 'ltzoo' not in sys.modules, sorted(sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "usage: ltzoo" in result.stdout and "ltzoo 0.1.0" in result.stdout

@@ -15,8 +15,8 @@ from huggingface_hub import constants
 
 import ltzoo
 from ltzoo import hub_server
-from ltzoo.cli import main
 from ltzoo.hub import HubUnreachableError, hub_reachable
+from ltzoo_cli import main
 
 OFFLINE_BUDGET_S = 3.0
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "releases_table")  # the served releases, not the zoo's

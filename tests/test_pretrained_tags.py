@@ -17,7 +17,8 @@ from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 
 import ltzoo
-from ltzoo import cli, registry
+import ltzoo_cli as cli
+from ltzoo import registry
 from ltzoo.hub import CorruptWeightsError, UnverifiedWeightsError, sha256_file
 from ltzoo.registry import UnknownModelError
 

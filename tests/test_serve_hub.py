@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ltzoo import cli, hub_server
+import ltzoo_cli as cli
+from ltzoo import hub_server
 
 RELEASES = Path(__file__).resolve().parents[1] / "releases"
 

@@ -100,7 +100,7 @@ def test_an_unknown_distribution_lists_the_valid_names():
 
 
 def test_the_validate_command_names_the_valid_distributions_for_an_unknown_one(capsys):
-    from ltzoo.cli import main
+    from ltzoo_cli import main
 
     assert main(["validate", "resnet32_ce_cifar10_lt", "--test-dist", "sideways"]) == 2
     assert "unknown test distribution sideways; use 'all' or a comma list of forward50" in capsys.readouterr().err
