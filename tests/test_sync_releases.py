@@ -300,3 +300,15 @@ def test_every_release_card_parses_with_its_measured_eval_results(release: str) 
     assert all(r.dataset_split == "test" for r in card.data.eval_results)
     assert results["top-1"] == round(metrics["top1"], 2) and results["ECE (%)"] == round(metrics["ece"], 2)
     assert results["many-shot top-1"] == round(metrics["many"], 2)
+
+
+def test_a_card_shows_the_release_with_and_without_its_recorded_posthoc_adjustment(tmp_path: Path):
+    out = release(tmp_path)
+    config = json.loads((out / "config.json").read_text())
+    config["ltzoo"]["posthoc"] = [{"kind": "logit_adjust", "tau": 2.4, "heldout": "4,500 unused training images",
+                                   "metrics": {**METRICS, "top1": 74.67},
+                                   "command": "ltzoo validate x --checkpoint y --sweep logit_adjust"}]
+    card = render_model_card(config)
+    assert "| plain | – | 71.50 | 80.25 | 50.00 | n/a | 0.10 |" in card
+    assert "| logit adjust | 2.4 | 74.67 | 80.25 | 50.00 | n/a | 0.10 |" in card
+    assert "never on the test set (4,500 unused training images)" in card and "--sweep logit_adjust" in card

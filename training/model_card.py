@@ -106,6 +106,22 @@ def _ablations(meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
     return rows + ["```", ""]
 
 
+def _posthoc(meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """The release with and without a post-hoc adjustment at inference, τ chosen on held-out training images."""
+    rows = ["## Post-hoc adjustment (at inference, no retraining)", "",
+            "| test | τ | top-1 | many | medium | few | ECE |", "|---|---|---|---|---|---|---|",
+            f"| plain | – | {pct(metrics.get('top1'))} | {pct(metrics.get('many'))} | {pct(metrics.get('medium'))} | "
+            f"{pct(metrics.get('few'))} | {pct(metrics.get('ece'))} |"]
+    for p in meta["posthoc"]:
+        m = p["metrics"]
+        rows.append(f"| {p['kind'].replace('_', ' ')} | {p['tau']:g} | {pct(m['top1'])} | {pct(m['many'])} | "
+                    f"{pct(m['medium'])} | {pct(m['few'])} | {pct(m['ece'])} |")
+    rows += ["", "τ is the best on a held-out split of training images, never on the test set "
+             f"({meta['posthoc'][0]['heldout']}). Measured with:", "", "```bash",
+             *(p["command"] for p in meta["posthoc"]), "```", ""]
+    return rows
+
+
 def _usage(full: str, local_weights: str | None) -> list[str]:
     """How to load these weights: from the Hub for a release, from its file for a run that is not published."""
     if local_weights is not None:
@@ -183,6 +199,8 @@ def render_model_card(config: dict[str, Any], local_weights: str | None = None) 
         "```",
         "",
     ]
+    if meta.get("posthoc"):
+        parts += _posthoc(meta, metrics)
     if meta.get("ablations"):
         parts += _ablations(meta, metrics)
     if "JPEG" in meta["data_source"]:
