@@ -43,6 +43,7 @@ from ltzoo.data.batch_transforms import (  # noqa: E402
     cifar_contrastive_transform,
     cifar_train_transform,
 )
+from gpu_check import tiny_cifar_root  # noqa: E402  (benchmarks/, the folder of this script)
 from ltzoo.data.sources import shared_data_dir  # noqa: E402
 
 
@@ -130,28 +131,13 @@ def pipeline_digests(device: str = "cpu") -> dict[str, list[str]]:
     return out
 
 
-def tiny_cifar_root(folder: Path) -> Path:
-    """A CIFAR-10 root: the shared training archive and the first 20 test images of each class."""
-    shared = data_dir()
-    (folder / "cifar10_train_jpeg.npz").symlink_to(shared / "cifar10_train_jpeg.npz")
-    with np.load(shared / "cifar10_test_jpeg.npz") as z:
-        keep = np.concatenate([np.flatnonzero(z["y"] == c)[:20] for c in range(10)])
-        jpeg, offsets = z["jpeg"], z["offsets"]
-        jpegs = [jpeg[offsets[i]:offsets[i + 1]] for i in keep]
-        small = {"jpeg": np.concatenate(jpegs), "offsets": np.concatenate([[0], np.cumsum([len(j) for j in jpegs])]),
-                 "y": z["y"][keep], "class_names": z["class_names"]}
-    np.savez(folder / "cifar10_test_jpeg.npz", **small)
-    os.utime(folder / "cifar10_test_jpeg.npz", (1_700_000_000, 1_700_000_000))
-    return folder
-
-
 def run_digests(methods: list[str]) -> dict[str, str]:
     """Final-weights sha256 of the tiny two-epoch train.py run of each recipe."""
     out = {}
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     env.pop("LTZOO_DATA", None)
     with tempfile.TemporaryDirectory() as tmp:
-        root = tiny_cifar_root(Path(tmp))
+        root = tiny_cifar_root(Path(tmp), data_dir())
         for method in methods:
             config = ROOT / "training" / "configs" / f"resnet32_{method}_cifar10_lt.if100.yaml"
             command = [sys.executable, str(ROOT / "training" / "train.py"), "--config", str(config), *TINY,
