@@ -2,8 +2,8 @@
 
 Moving augmentation onto the training device must not change a single bit on CPU. This script records sha256
 digests of seeded augmented batches of every CIFAR pipeline (ArrayLoader order + batch transform) and of the final
-weights of a two-epoch, four-steps-per-epoch (1,024 images, batch 256) `training/train.py` run per CIFAR-10-LT recipe (method options set so
-every code path, mixing included, runs within the two epochs), on this machine's CPU in fp32:
+weights of a two-epoch `training/train.py` run (1,024 images, batch 256: four steps per epoch) per CIFAR-10-LT
+recipe, with method options set so every code path, mixing included, runs within the two epochs; CPU, fp32:
 
     python benchmarks/cpu_parity.py --out tests/data/cpu_parity.json            # record
     python benchmarks/cpu_parity.py --check tests/data/cpu_parity.json          # compare (exit 1 on a difference)
@@ -32,6 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gpu_check import tiny_cifar_root  # noqa: E402  (benchmarks/, the folder of this script)
+
 from ltzoo.augment.dscl_crops import dscl_views  # noqa: E402
 from ltzoo.data import ArrayLoader  # noqa: E402
 from ltzoo.data.batch_transforms import (  # noqa: E402
@@ -43,7 +45,6 @@ from ltzoo.data.batch_transforms import (  # noqa: E402
     cifar_contrastive_transform,
     cifar_train_transform,
 )
-from gpu_check import tiny_cifar_root  # noqa: E402  (benchmarks/, the folder of this script)
 from ltzoo.data.sources import shared_data_dir  # noqa: E402
 
 

@@ -3,13 +3,13 @@
 #   1. one epoch of each CIFAR-10-LT recipe in bf16 (benchmarks/gpu_check.py): images/s, finite and decreasing loss,
 #      the projected time of the recipe's full training;
 #   2. bitwise resume on the device: training/train.py (LDAM-DRW, DRW switching on inside the run) for 2 epochs,
-#      and again from its epoch-1 checkpoint; the final weights' sha256 must be equal, else the largest weight
+#      and again from its first epoch's checkpoint; the final weights' sha256 must be equal, else the largest weight
 #      difference is printed (CUDA kernels need not be deterministic);
 #   3. with two or more GPUs: the same recipe under `accelerate launch --multi_gpu --num_processes 2`; both ranks must
 #      end with the same weights.
 # Usage: bash benchmarks/gpu_check.sh [--dry-run]
-#   --dry-run: the same steps on the CPU: two batches of 32 per recipe (step 1), 384-image runs (steps 2 and 3, the
-#   latter as two gloo processes). It is part of the default test suite (tests/test_gpu_check.py).
+#   --dry-run: the same steps on the CPU with two batches of 32 each: per recipe (step 1), per epoch of the resume
+#   check (CE on 64 images: LDAM needs every class in the subset) and of the two-process run (two gloo processes). It is part of the default test suite (tests/test_gpu_check.py).
 # Everything goes to a temporary folder (or $GPU_CHECK_OUT); the log is $GPU_CHECK_OUT/gpu_check.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,22 +29,23 @@ echo "gpu_check $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || e
 
 if [[ $DRY == 1 ]]; then
   "$PY" benchmarks/gpu_check.py --dry-run --json "$OUT/methods.json"
-  # 384 images hold every class (LDAM needs positive counts); a 200-image test split keeps the evaluations short
-  RUN=(data.subset=384 data.batch_size=64 precision=fp32
+  # a 200-image test split keeps the runs' final evaluations short
+  RUN=(data.subset=64 data.batch_size=32 precision=fp32
        data.root="$("$PY" benchmarks/gpu_check.py --tiny-cifar-root "$OUT/cifar10")")
+  RESUME=(--config training/configs/resnet32_ce_cifar10_lt.if100.yaml)
   GPUS=2  # two gloo processes stand in for two GPUs
   export ACCELERATE_USE_CPU=1
 else
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   "$PY" benchmarks/gpu_check.py --json "$OUT/methods.json"
   RUN=(precision=bf16)
+  RESUME=(--config training/configs/resnet32_ldam_drw_cifar10_lt.if100.yaml method.drw_start=1)
   GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())")
 fi
 echo "step 1 done at $((SECONDS - start)) s"
 
 # step 2: bitwise resume
-CONFIG=training/configs/resnet32_ldam_drw_cifar10_lt.if100.yaml
-ARGS=(--config "$CONFIG" epochs=2 method.drw_start=1 --no-export "${RUN[@]}" release_dir="$OUT/releases")
+ARGS=("${RESUME[@]}" epochs=2 --no-export "${RUN[@]}" release_dir="$OUT/releases")
 "$PY" training/train.py "${ARGS[@]}" run_dir="$OUT/straight" > "$OUT/straight.log"
 cp -r "$OUT/straight" "$OUT/resumed"
 rm -rf "$OUT/resumed/checkpoints/epoch_0001" "$OUT/resumed/train.lock"

@@ -21,9 +21,9 @@ from ltzoo.data import (
     cifar_lt,
     find_split_list,
 )
-from ltzoo.data.loader import image_loader
 from ltzoo.data.batch_transforms import cifar_eval_transform
 from ltzoo.data.cifar import ZOO_CIFAR_DATASETS as CIFAR
+from ltzoo.data.loader import image_loader
 from ltzoo.data.splits import BENCHMARKS
 from ltzoo.methods import TrainingMethod, TrainSet
 
