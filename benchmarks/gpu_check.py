@@ -9,6 +9,7 @@ of the last tenth of the steps (finite, and the last below the first), and the p
 full training (epochs × iterations per epoch at the measured rate, evaluation not included).
 
     python benchmarks/gpu_check.py [--dry-run] [--recipes ce bcl ...] [--json out.json]
+    python benchmarks/gpu_check.py --cpu --recipes ce --steps 30 [--compile]      # eager against compiled
 
 `--dry-run`: the CPU, fp32, two batches of 32 per recipe (checks that every recipe builds and steps; its rates
 are not figures of anything).
@@ -61,8 +62,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def one_epoch(recipe: str, device: torch.device, epoch: int, max_steps: int | None, overrides: list[str]) -> dict:
-    """Train `recipe` for one epoch (or `max_steps` steps) from fresh weights; its rate, losses and projection."""
+def one_epoch(recipe: str, device: torch.device, epoch: int, max_steps: int | None, overrides: list[str],
+              compile_model: bool = False) -> dict:
+    """Train `recipe` for one epoch (or `max_steps` steps) from fresh weights; its rate, losses and projection.
+    `compile_model` trains through `torch.compile(model)`, as train.py's `compile: true`."""
     config = ROOT / "training" / "configs" / f"resnet32_{recipe}_cifar10_lt.if100.yaml"
     cfg = load_config(config, overrides)
     data = build_data(cfg, registry.get_pretrained_cfg(cfg.full_name), 0, 1, device)
@@ -73,6 +76,7 @@ def one_epoch(recipe: str, device: torch.device, epoch: int, max_steps: int | No
                                 momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
                                 nesterov=cfg.optim.nesterov)
     schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
+    train_model = torch.compile(model) if compile_model else model
     bf16 = device.type == "cuda"
     iters = len(loader)
     steps = iters if max_steps is None else min(iters, max_steps)
@@ -88,7 +92,7 @@ def one_epoch(recipe: str, device: torch.device, epoch: int, max_steps: int | No
             start, images = time.perf_counter(), 0
         set_lr(optimizer, schedule.lr_at(epoch, i, iters))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = method.training_step(model, batch, epoch)
+            loss, _ = method.training_step(train_model, batch, epoch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -112,6 +116,9 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="CPU, fp32, two batches of 32 per recipe")
     parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=RECIPES)
     parser.add_argument("--epoch", type=int, default=120, help="the (0-based) epoch to train")
+    parser.add_argument("--cpu", action="store_true", help="measure on the CPU (fp32) even where CUDA is there")
+    parser.add_argument("--steps", type=int, help="stop each recipe's epoch after this many steps")
+    parser.add_argument("--compile", action="store_true", help="train through torch.compile(model)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--tiny-cifar-root", type=Path, metavar="DIR",
                         help="only write a CIFAR-10 root with a 200-image test split into DIR (for gpu_check.sh's "
@@ -126,15 +133,16 @@ def main() -> None:
         return
     if args.dry_run:
         device, max_steps, overrides = torch.device("cpu"), 2, ["data.batch_size=32"]
-    elif torch.cuda.is_available():
-        device, max_steps, overrides = torch.device("cuda"), None, []
+    elif args.cpu or torch.cuda.is_available():
+        device, max_steps, overrides = torch.device("cpu" if args.cpu else "cuda"), args.steps, []
     else:
         raise SystemExit("error: no CUDA device; run with --dry-run to check the steps on the CPU")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (dry run)"
-    print(f"{name}, torch {torch.__version__}, epoch {args.epoch}", flush=True)
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else "CPU (dry run)" if args.dry_run else f"CPU, {torch.get_num_threads()} threads")
+    print(f"{name}, torch {torch.__version__}, epoch {args.epoch}{', compiled' if args.compile else ''}", flush=True)
     results, failed = [], []
     for recipe in args.recipes:
-        result = one_epoch(recipe, device, args.epoch, max_steps, overrides)
+        result = one_epoch(recipe, device, args.epoch, max_steps, overrides, args.compile)
         results.append(result)
         ok = result["finite"] and (result["decreasing"] or args.dry_run)
         failed += [] if ok else [recipe]

@@ -7,7 +7,8 @@
 #      difference is printed (CUDA kernels need not be deterministic);
 #   3. with two or more GPUs: the same recipe under `accelerate launch --multi_gpu --num_processes 2`; both ranks must
 #      end with the same weights.
-# Usage: bash benchmarks/gpu_check.sh [--dry-run]
+# Usage: [GPU_CHECK_COMPILE=1] bash benchmarks/gpu_check.sh [--dry-run]
+#   GPU_CHECK_COMPILE=1: every step trains through torch.compile (train.py's `compile: true`).
 #   --dry-run: the same steps on the CPU with two batches of 32 each: per recipe (step 1), per epoch of the resume
 #   check (CE on 64 images: LDAM needs every class in the subset) and of the two-process run (two gloo processes). It is part of the default test suite (tests/test_gpu_check.py).
 # Everything goes to a temporary folder (or $GPU_CHECK_OUT); the log is $GPU_CHECK_OUT/gpu_check.log.
@@ -20,6 +21,8 @@ case "${1:-}" in
   *) echo "usage: bash benchmarks/gpu_check.sh [--dry-run]" >&2; exit 2 ;;
 esac
 PY="${PYTHON:-python}"
+COMPILE=()
+if [[ ${GPU_CHECK_COMPILE:-0} == 1 ]]; then COMPILE=(--compile); fi
 OUT="${GPU_CHECK_OUT:-$(mktemp -d)}"
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu_check.log") 2>&1
@@ -28,7 +31,7 @@ start=$SECONDS
 echo "gpu_check $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || echo '?') out=$OUT"
 
 if [[ $DRY == 1 ]]; then
-  "$PY" benchmarks/gpu_check.py --dry-run --json "$OUT/methods.json"
+  "$PY" benchmarks/gpu_check.py --dry-run --json "$OUT/methods.json" "${COMPILE[@]}"
   # a 200-image test split keeps the runs' final evaluations short
   RUN=(data.subset=64 data.batch_size=32 precision=fp32
        data.root="$("$PY" benchmarks/gpu_check.py --tiny-cifar-root "$OUT/cifar10")")
@@ -37,12 +40,13 @@ if [[ $DRY == 1 ]]; then
   export ACCELERATE_USE_CPU=1
 else
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  "$PY" benchmarks/gpu_check.py --json "$OUT/methods.json"
+  "$PY" benchmarks/gpu_check.py --json "$OUT/methods.json" "${COMPILE[@]}"
   RUN=(precision=bf16)
   RESUME=(--config training/configs/resnet32_ldam_drw_cifar10_lt.if100.yaml method.drw_start=1)
   GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())")
 fi
 echo "step 1 done at $((SECONDS - start)) s"
+if [[ ${#COMPILE[@]} -gt 0 ]]; then RUN+=(compile=true); fi
 
 # step 2: bitwise resume
 ARGS=("${RESUME[@]}" epochs=2 --no-export "${RUN[@]}" release_dir="$OUT/releases")
