@@ -4,7 +4,9 @@ On a GPU every device-to-host read (`.item()`, `float(t)`, `if t:`, `.tolist()`,
 indexing, `bincount`, a shape that depends on values) stalls the host until the GPU has drained its queue. Here the
 whole step (the loader's batch, the method's second stream and mixing, forward, loss, backward, SGD) runs on
 PyTorch's `meta` device, whose tensors have shapes but no values: any such read raises. Only the random parameters
-drawn on the host (numbers per image, per batch) and copied to the device are real. Meta kernels run in Python
+drawn on the host (numbers per image, per batch) are real; their copies to the device must not wait
+(`non_blocking=True`: a blocking host-to-device copy waits for the device's queue to drain), which a dispatch mode
+watches. Meta kernels run in Python
 (seconds per ResNet-32 step), so the default suite checks the CE and ConCutMix steps and `-m slow` every method.
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ltzoo.data.loader import ArrayLoader
 from ltzoo.methods import TrainSet
@@ -51,6 +54,28 @@ def meta_autocast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+class BlockingCopies(TorchDispatchMode):
+    """Records every copy from the host to the meta device that waits for the copy to finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 (torch's protocol)
+        kwargs = kwargs or {}
+        if func is torch.ops.aten._to_copy.default:
+            source, target = args[0], kwargs.get("device")
+            waits = not kwargs.get("non_blocking", False)
+            if waits and source.device.type == "cpu" and target is not None and torch.device(target) == META:
+                self.seen.append(f"to({tuple(source.shape)})")
+        elif func is torch.ops.aten.copy_.default:
+            target, source = args[0], args[1]
+            waits = not (args[2] if len(args) > 2 else kwargs.get("non_blocking", False))
+            if waits and source.device.type == "cpu" and source.dim() > 0 and target.device == META:
+                self.seen.append(f"copy_({tuple(source.shape)})")
+        return func(*args, **kwargs)
+
+
 def run_steps(recipe: str, *overrides: str, steps: int = 1, read_loss: bool = False) -> torch.Tensor:
     """`steps` training steps of a CIFAR-10-LT recipe in epoch 1, everything on the meta device; the last loss."""
     cfg = load_config(CONFIGS / f"resnet32_{recipe}_cifar10_lt.if100.yaml", ["epochs=4", *BRANCHES[recipe],
@@ -65,13 +90,15 @@ def run_steps(recipe: str, *overrides: str, steps: int = 1, read_loss: bool = Fa
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     loader.set_epoch(1)
     method.on_epoch_start(1)
-    for _, batch in zip(range(steps), loader):
-        loss, logs = method.training_step(model, batch, 1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if read_loss:
-            loss.item()
+    with BlockingCopies() as copies:
+        for _, batch in zip(range(steps), loader):
+            loss, logs = method.training_step(model, batch, 1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if read_loss:
+                loss.item()
+    assert copies.seen == [], f"host-to-device copies that wait: {copies.seen}"
     return loss
 
 

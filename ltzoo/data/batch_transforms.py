@@ -6,10 +6,12 @@ Geometric and colour transforms take and return uint8; ``Normalize`` turns uint8
 Blends truncate to uint8 as torchvision's tensor kernels and PIL do; resampling kernels round to nearest.
 
 Device placement: the pixels stay on the batch's device (the training accelerator, or the CPU), and every tensor a
-transform builds for them is created there. The random parameters (a few numbers per image) are drawn on the host
-from a CPU ``generator`` and sent to the device without waiting (``_on``): the same seed gives the same
-augmentation on every device, choosing which images an op applies to (AutoAugment's sub-policies, the colour ops'
-random order) needs no device-to-host copy, and on CPU the results are bitwise those of the host-only code.
+transform builds for them is created there (a constant copied from the host would wait for the device's queue).
+The random parameters (a few numbers per image) are drawn on the host from a CPU ``generator`` and sent to the
+device without waiting (``_on``): the same seed gives the same augmentation on every device, choosing which images
+an op applies to (AutoAugment's sub-policies, the colour ops' random order) needs no device-to-host copy, and on
+CPU the results are bitwise those of the host-only code. One known wait remains on CUDA: torchvision's affine
+kernels (AutoAugment's shear, translate, rotate) copy their matrix to the device blocking, once per op group.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def _adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
         torch.where(value == g, (b - r) * inverse_delta + 2.0, (r - g) * inverse_delta + 4.0),
     )
     hue_sextant = hue_sextant + 6.0 * _on(x, shift.to(torch.float32)).view(-1, 1, 1)
-    offsets = torch.tensor([5.0, 3.0, 1.0], device=x.device).view(1, 3, 1, 1)
+    offsets = torch.arange(5.0, 0.0, -2.0, device=x.device).view(1, 3, 1, 1)  # 5, 3, 1, made on the device
     sector = (hue_sextant.unsqueeze(1) + offsets).remainder_(6.0)
     ramp = torch.minimum(sector, 4.0 - sector).clamp_(0.0, 1.0)
     out = value.unsqueeze(1) - delta.unsqueeze(1) * ramp
@@ -183,8 +185,8 @@ class Normalize:
     def _constants(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(mean, std, mean·255, std·255) on ``device``, copied there once."""
         if device not in self._on_device:
-            self._on_device[device] = tuple(t.to(device) for t in (self.mean, self.std, self._mean_uint8,
-                                                                   self._std_uint8))
+            self._on_device[device] = tuple(t.to(device, non_blocking=True) for t in (
+                self.mean, self.std, self._mean_uint8, self._std_uint8))
         return self._on_device[device]
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -569,7 +571,7 @@ def _affine(x: Tensor, matrix: Tensor, fill: Tensor) -> Tensor:
     ys, xs = torch.meshgrid(torch.arange(h, device=device) + 0.5, torch.arange(w, device=device) + 0.5, indexing="ij")
     points = torch.stack((xs, ys, torch.ones_like(xs)), dim=-1).view(1, h * w, 3)
     source = points @ _on(x, matrix.to(torch.float32)).transpose(1, 2)
-    grid = (source / torch.tensor([w, h], dtype=torch.float32, device=device) * 2.0 - 1.0).view(n, h, w, 2)
+    grid = (torch.stack((source[..., 0] / w, source[..., 1] / h), dim=-1) * 2.0 - 1.0).view(n, h, w, 2)
     with_mask = torch.cat((x.float(), torch.ones(n, 1, h, w, device=device)), dim=1)
     sampled = nnf.grid_sample(with_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     image, coverage = sampled[:, :c], sampled[:, c:]

@@ -146,7 +146,7 @@ class ArrayLoader:
         return torch.Generator().manual_seed(int(state))
 
     def __iter__(self) -> Iterator[Batch]:
-        indices = self.rank_indices().to(self.device)  # one host-to-device copy per epoch
+        indices = self.rank_indices().to(self.device, non_blocking=True)  # one host-to-device copy per epoch
         generator = self._augmentation_generator()
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch_indices = indices[start : start + self.batch_size]
