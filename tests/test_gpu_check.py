@@ -2,6 +2,8 @@
 
 Where a GPU is lent, `bash benchmarks/gpu_check.sh` runs the same steps at full length in bf16; this keeps the script
 working between such occasions. It reads the shared CIFAR-10 archives ($LTZOO_DATA or the shared data folder).
+CI (`.ci/run`) runs the script itself after the suite; here it is slow-marked: 11 recipes and three train.py runs
+take a minute or more on 2 cores (`pytest -m slow tests/test_gpu_check.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ RECIPES = ("ce", "ce_drw", "ldam_drw", "bsce", "bcl", "concutmix", "ce_lsm", "ce
            "dscl")
 
 
+@pytest.mark.slow
 def test_the_gpu_checks_dry_run_steps_every_recipe_resumes_bitwise_and_trains_two_processes_alike(tmp_path: Path):
     data = os.environ.get("LTZOO_DATA") or shared_data_dir()
     if data is None or not (Path(data) / "cifar10_train_jpeg.npz").is_file():
