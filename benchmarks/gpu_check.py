@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import set_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -68,6 +69,7 @@ def one_epoch(recipe: str, device: torch.device, epoch: int, max_steps: int | No
     `compile_model` trains through `torch.compile(model)`, as train.py's `compile: true`."""
     config = ROOT / "training" / "configs" / f"resnet32_{recipe}_cifar10_lt.if100.yaml"
     cfg = load_config(config, overrides)
+    set_seed(cfg.seed)  # as train.py: the same initial weights for eager and compiled
     data = build_data(cfg, registry.get_pretrained_cfg(cfg.full_name), 0, 1, device)
     method = build_config_method(cfg, data.class_counts)
     loader = data.make_train(method)
