@@ -2,10 +2,12 @@
 
 Each method is a named entry of `BENCHES`: a factory that builds the method with `build_method`, the model of its
 CIFAR-10-LT zoo entry (its classifier, with the method's training-only heads), SGD, the main `ArrayLoader` and the
-method's second stream over the same synthetic uint8 images, and returns a `MethodBench` whose `step()` runs one
+method's second stream over the same synthetic uint8 images (on the training device, where they are augmented),
+and returns a `MethodBench` whose `step()` runs one
 full step (the method's `training_step` under bf16 autocast where `ltzoo.validate.default_amp()` says the
 hardware has it, backward, SGD) and whose `parts` accumulate the seconds of named sub-steps (e.g. SMCL's saliency
-pass). Throughput counts the background batch (128 images per step) for every method. Entries alternate over
+pass; every method's `main batch`: the main loader's batch and its augmentation, the data pipeline's share).
+Throughput counts the background batch (128 images per step) for every method. Entries alternate over
 --rounds so background load hits all alike.
 Usage: python benchmarks/method_throughput.py [--steps 20] [--warmup 3] [--rounds 2] [--methods ce smcl ...]
 Add a method: one line in BENCHES (and, for a part worth timing, a wrapper like `timed_part`).
@@ -87,23 +89,21 @@ def method_bench(name: str, instrument: Callable[[TrainingMethod, dict[str, floa
             model.train_heads.update(build_train_heads(spec))
         model = model.to(device, memory_format=torch.channels_last).train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
-        train_set = TrainSet(labels, BATCH_SIZE, 0, CIFAR_MEAN, CIFAR_STD, images=images)
+        train_set = TrainSet(labels, BATCH_SIZE, 0, CIFAR_MEAN, CIFAR_STD, images=images, device=device)
         method.bind_data(train_set)
         method.prepare_model(model)  # as train.py: after bind_data; builds e.g. DSCL's key encoder and queue
         loader = ArrayLoader(images, labels, BATCH_SIZE, method.cifar_transform(CIFAR_MEAN, CIFAR_STD), seed=0,
-                             drop_last=True)
+                             drop_last=True, device=device)
         bench = MethodBench(step=lambda: 0)
         if instrument is not None:
             instrument(method, bench.parts)
         batches = endless(loader, method)
+        next_batch = timed_part(bench.parts, "main batch", lambda: next(batches))
         autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16"
                     else contextlib.nullcontext())
 
         def step() -> int:
-            batch = next(batches)
-            images = (tuple(view.to(device, non_blocking=True) for view in batch.images)
-                      if isinstance(batch.images, tuple) else batch.images.to(device, non_blocking=True))
-            batch = type(batch)(images, batch.labels.to(device), batch.indices)
+            batch = next_batch()
             with autocast:
                 loss, _ = method.training_step(model, batch, EPOCH)
             optimizer.zero_grad(set_to_none=True)

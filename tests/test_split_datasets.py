@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from fixtures import make_split_root, shared_file
+from fixtures import lossless_refs, make_split_root, shared_file
 from PIL import Image
 from torchvision import transforms
 
@@ -14,6 +14,7 @@ from ltzoo.data.splits import (
     SplitFileDataset,
     SplitListError,
     SplitListNotFoundError,
+    decode_rgb,
     find_split_list,
     read_split_list,
 )
@@ -177,3 +178,20 @@ def test_cfg_eval_transform_uses_crop_pct_and_interpolation():
 def test_cfg_eval_transform_names_missing_fields():
     with pytest.raises(ValueError, match="pretrained_cfg lacks crop_pct, interpolation"):
         eval_transform_from_cfg({"input_size": (3, 32, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3})
+
+
+@pytest.mark.parametrize(("mode", "suffix"), [("RGB", ".jpg"), ("L", ".jpg"), ("RGB", ".png"), ("L", ".png"),
+                                              ("P", ".png"), ("RGBA", ".png")])
+def test_torchvision_decoding_gives_pils_rgb_pixels(tmp_path, mode: str, suffix: str):
+    image = Image.fromarray(lossless_refs()["cifar10_test_first20_x"][3]).resize((200, 150), Image.BICUBIC)
+    path = tmp_path / f"image{suffix}"
+    image.convert(mode).save(path)
+    with Image.open(path) as opened:
+        expected = np.asarray(opened.convert("RGB"))
+    assert np.array_equal(np.asarray(decode_rgb(path)), expected)
+
+
+def test_a_file_torchvision_cannot_decode_fails_with_pils_error(tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(OSError, match="cannot identify image file"):
+        decode_rgb(tmp_path / "broken.jpg")

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+import torch
+from torch.utils.data import DistributedSampler, Subset
 
 from ltzoo.data import (
     ArrayLoader,
@@ -22,6 +23,7 @@ from ltzoo.data import (
 )
 from ltzoo.data.batch_transforms import cifar_eval_transform
 from ltzoo.data.cifar import ZOO_CIFAR_DATASETS as CIFAR
+from ltzoo.data.loader import image_loader
 from ltzoo.data.splits import BENCHMARKS
 from ltzoo.methods import TrainingMethod, TrainSet
 
@@ -43,7 +45,7 @@ def _per_rank_batch(global_batch: int, world_size: int) -> int:
     return global_batch // world_size
 
 
-def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int) -> TrainData:
+def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int, device: torch.device) -> TrainData:
     data = cfg.data
     if cfg.select == "val":
         raise ValueError(f"select: val needs a val split, and {data.dataset} has none (the benchmark is train/test "
@@ -59,10 +61,11 @@ def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int)
 
     def make_train(method: TrainingMethod) -> ArrayLoader:
         method.bind_data(TrainSet(labels, batch, cfg.seed, tuple(mean), tuple(std), images=images, rank=rank,
-                                  world_size=world_size, channels_last=cfg.channels_last))
+                                  world_size=world_size, channels_last=cfg.channels_last, device=device))
         return ArrayLoader(images, labels, batch, method.cifar_transform(mean, std),
                            sampler=method.train_sampler(labels, cfg.seed), seed=cfg.seed, rank=rank,
-                           world_size=world_size, drop_last=method.drop_last, channels_last=cfg.channels_last)
+                           world_size=world_size, drop_last=method.drop_last, channels_last=cfg.channels_last,
+                           device=device)
 
     test_loader = ArrayLoader(test.images, test.labels, 256, cifar_eval_transform(mean, std), seed=0,
                               channels_last=cfg.channels_last)
@@ -81,7 +84,7 @@ def _image_root(dataset: str, root: str | None) -> Path:
     return path
 
 
-def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
+def _split_files(cfg: Any, rank: int, world_size: int, device: torch.device) -> TrainData:
     data = cfg.data
     info = BENCHMARKS[data.dataset]
     image_root = _image_root(data.dataset, data.root)
@@ -94,13 +97,13 @@ def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
     counts = train_set.class_counts
     batch = _per_rank_batch(data.batch_size, world_size)
 
-    def eval_loader(split: str) -> tuple[DataLoader, Path]:
+    def eval_loader(split: str) -> tuple[Any, Path]:
         split_list = find_split_list(data.dataset, split, data.root)
         dataset = SplitFileDataset(image_root, split_list, info.num_classes,
                                    benchmark_transform(data.dataset, train=False))
         if data.subset:
             dataset = Subset(dataset, range(min(data.subset, len(dataset))))
-        return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=data.num_workers), split_list
+        return image_loader(dataset, batch, data.num_workers, device), split_list
 
     test_loader, test_list = eval_loader("test")
     val_loader = None
@@ -119,20 +122,24 @@ def _split_files(cfg: Any, rank: int, world_size: int) -> TrainData:
         labels = np.asarray(train_set.targets if not data.subset else
                             [train_set.dataset.targets[i] for i in train_set.indices])
         method.bind_data(TrainSet(labels, batch, cfg.seed, info.mean, info.std, dataset=train_set, rank=rank,
-                                  world_size=world_size, channels_last=cfg.channels_last, num_workers=data.num_workers))
+                                  world_size=world_size, channels_last=cfg.channels_last, num_workers=data.num_workers,
+                                  device=device))
         drawn = method.train_sampler(labels, cfg.seed)
         sampler = (DistributedSampler(train_set, world_size, rank, shuffle=True, seed=cfg.seed) if drawn is None
                    else ShardedSampler(drawn, rank, world_size))
-        return BatchedDataLoader(DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=data.num_workers,
-                                            drop_last=method.drop_last), cfg.channels_last)
+        return BatchedDataLoader(image_loader(train_set, batch, data.num_workers, device, sampler=sampler,
+                                              drop_last=method.drop_last), cfg.channels_last, device)
 
     return TrainData(counts, test_loader, f"split lists {train_list.name} / {test_list.name}", make_train, val_loader)
 
 
-def build_data(cfg: Any, pretrained_cfg: dict[str, Any], rank: int = 0, world_size: int = 1) -> TrainData:
-    """The config's benchmark: CIFAR-LT arrays in memory, or the split-file datasets of a large-scale benchmark."""
+def build_data(cfg: Any, pretrained_cfg: dict[str, Any], rank: int = 0, world_size: int = 1,
+               device: torch.device | str = "cpu") -> TrainData:
+    """The config's benchmark: CIFAR-LT arrays in memory (the training arrays on `device`, augmented there), or the
+    split-file datasets of a large-scale benchmark (decoded by worker processes, batches delivered on `device`)."""
+    device = torch.device(device)
     if cfg.data.dataset in CIFAR:
-        return _cifar(cfg, pretrained_cfg, rank, world_size)
+        return _cifar(cfg, pretrained_cfg, rank, world_size, device)
     if cfg.data.dataset in BENCHMARKS:
-        return _split_files(cfg, rank, world_size)
+        return _split_files(cfg, rank, world_size, device)
     raise ValueError(f"unknown dataset {cfg.data.dataset!r}; expected one of {sorted([*CIFAR, *BENCHMARKS])}")

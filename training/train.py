@@ -55,6 +55,7 @@ CHECKPOINTS = "checkpoints"
 META = checkpoint.META
 LOCK = "train.lock"
 SELECTED = "selected"  # run_dir/selected/epoch_XXXX.safetensors: the weights of the epoch `select: val` picked
+SHOW_EVERY = 10  # steps between progress-bar loss updates: the only device-to-host reads of the step loop
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -327,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
         accelerator.print(notice)
     pretrained_cfg = registry.get_pretrained_cfg(cfg.full_name)
     try:
-        data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes)
+        data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes,
+                          accelerator.device)
         method = build_config_method(cfg, data.class_counts)
     except (FileNotFoundError, ValueError) as e:
         explain = getattr(e, "explain", None)  # DatasetNotFoundError: its fixes in a training config's terms
@@ -372,7 +374,8 @@ def main(argv: list[str] | None = None) -> None:
         train_loader.set_epoch(epoch)
         method.on_epoch_start(epoch)
         train_model.train()
-        sums: dict[str, float] = {}
+        sums: dict[str, Any] = {}  # per-step logs summed where they are (on the device): read once, at epoch end
+        shown = None  # the loss to show on the bar, read one step later, when the device has long computed it
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not accelerator.is_local_main_process,
                    leave=False)
         for i, batch in enumerate(bar):
@@ -385,17 +388,18 @@ def main(argv: list[str] | None = None) -> None:
             accelerator.backward(loss)
             optimizer.step()
             for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            if i % 10 == 0:
-                bar.set_postfix(loss=f"{loss_value.item():.3f}", lr=f"{lr:.2e}")
+                sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
+            if shown is not None:
+                bar.set_postfix(loss=f"{shown.item():.3f}", lr=f"{lr:.2e}")
+            shown = loss_value if i % SHOW_EVERY == 0 else None
         elapsed += time.perf_counter() - t0
-        stats = {f"train/{k}": v / iters for k, v in sums.items()}
+        stats = {f"train/{k}": float(v) / iters for k, v in sums.items()}
         stats.update({"train/lr": lr, "train/epoch_seconds": time.perf_counter() - t0})
         last = epoch + 1 == cfg.epochs
         if accelerator.is_main_process and ((epoch + 1) % cfg.eval_every == 0 or last):
             split = "val" if cfg.select == "val" else "test"  # selecting on val: test is measured once, by the export
             result = evaluate(accelerator.unwrap_model(model), data.val if split == "val" else data.test,
-                              data.class_counts, progress=False, amp_dtype=amp_dtype)
+                              data.class_counts, progress=False, amp_dtype=amp_dtype, device=accelerator.device)
             stats.update({f"{split}/{k}": v for k, v in result.to_dict(include_confusion=False).items()
                           if k in ("top1", "top5", "many", "medium", "few", "ece") and v is not None})
             groups = " ".join(f"{g} {pct(getattr(result, g))}" for g in ("many", "medium", "few"))

@@ -45,7 +45,7 @@ def rectification_weight(area_target: Tensor, class_counts: Tensor, omega: float
         raise ValueError(f"rho_norm must be one of {RHO_NORMS}, got {rho_norm!r}")
     if not math.isfinite(omega) or omega < 0:
         raise ValueError(f"omega must be a non-negative number, got {omega}")
-    counts = as_class_counts(class_counts).to(area_target.device)
+    counts = as_class_counts(class_counts).to(area_target.device, non_blocking=True)
     log_counts = counts.log()
     normaliser = log_counts.sum() if rho_norm == "sum" else log_counts.mean()
     with torch.no_grad():

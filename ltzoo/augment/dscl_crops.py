@@ -69,6 +69,7 @@ class GlobalPatchCrops:
                                                               self.ratio, generator)
         patches = resized_crop(g1.repeat_interleave(count, dim=0), top, left, height, width, size=self.patch_size)
         boxes = torch.stack([left, top, left + width, top + height], dim=1).to(torch.float32)
+        boxes = boxes.to(x.device, non_blocking=True)  # drawn on the host, used beside the pixels
         return CropSet(g1, g2, patches.view(batch, count, channels, self.patch_size, self.patch_size),
                        boxes.view(batch, count, 4))
 

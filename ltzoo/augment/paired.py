@@ -16,10 +16,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from ..data.batch_transforms import BatchTransform
-from ..data.loader import ArrayLoader, Batch, BatchedDataLoader
+from ..data.loader import ArrayLoader, Batch, BatchedDataLoader, image_loader
 from ..data.samplers import ClassAwareSampler, ShardedSampler
 from .boxes import box_masks, centred_boxes, kept_area, random_centres
 from .saliency import model_saliency, normalize_maps, opencv_finegrained_saliency, peaks, to_uint8_images, upsample
@@ -118,12 +117,12 @@ class PairedMinorityEngine:
         if train_set.images is not None:
             self._loader = ArrayLoader(train_set.images, train_set.labels, train_set.batch_size, transform,
                                        sampler=sampler, seed=seed, rank=train_set.rank,
-                                       world_size=train_set.world_size, channels_last=train_set.channels_last)
+                                       world_size=train_set.world_size, channels_last=train_set.channels_last,
+                                       device=train_set.device)
         else:
-            loader = DataLoader(train_set.dataset, batch_size=train_set.batch_size,
-                                sampler=ShardedSampler(sampler, train_set.rank, train_set.world_size),
-                                num_workers=train_set.num_workers)
-            self._loader = BatchedDataLoader(loader, train_set.channels_last)
+            loader = image_loader(train_set.dataset, train_set.batch_size, train_set.num_workers, train_set.device,
+                                  sampler=ShardedSampler(sampler, train_set.rank, train_set.world_size))
+            self._loader = BatchedDataLoader(loader, train_set.channels_last, train_set.device)
 
     def set_epoch(self, epoch: int) -> None:
         """Re-seed the minority stream and the engine's draws for `epoch` (call at every epoch start)."""

@@ -4,6 +4,14 @@ Every transform is a callable ``t(x, generator)`` on a batch ``x`` of shape (B, 
 randomness from ``generator``, so a whole batch is augmented by a few tensor ops instead of B PIL calls.
 Geometric and colour transforms take and return uint8; ``Normalize`` turns uint8 into normalised float32.
 Blends truncate to uint8 as torchvision's tensor kernels and PIL do; resampling kernels round to nearest.
+
+Device placement: the pixels stay on the batch's device (the training accelerator, or the CPU), and every tensor a
+transform builds for them is created there (a constant copied from the host would wait for the device's queue).
+The random parameters (a few numbers per image) are drawn on the host from a CPU ``generator`` and sent to the
+device without waiting (``_on``): the same seed gives the same augmentation on every device, choosing which images
+an op applies to (AutoAugment's sub-policies, the colour ops' random order) needs no device-to-host copy, and on
+CPU the results are bitwise those of the host-only code. One known wait remains on CUDA: torchvision's affine
+kernels (AutoAugment's shear, translate, rotate) copy their matrix to the device blocking, once per op group.
 """
 
 from __future__ import annotations
@@ -75,6 +83,11 @@ def _randint(n: int, high: Tensor, generator: torch.Generator) -> Tensor:
     return torch.minimum((u * high).long(), high - 1)
 
 
+def _on(like: Tensor, values: Tensor) -> Tensor:
+    """Host-drawn ``values`` on ``like``'s device (asynchronous host-to-device copy; the same tensor on the CPU)."""
+    return values.to(like.device, non_blocking=True)
+
+
 def _round_to_uint8(x: Tensor) -> Tensor:
     """Round a float tensor in the uint8 value range to the nearest integer and convert it to uint8."""
     return x.round().clamp_(0, 255).to(torch.uint8)
@@ -82,7 +95,7 @@ def _round_to_uint8(x: Tensor) -> Tensor:
 
 def _blend(image: Tensor, degenerate: Tensor, factor: Tensor) -> Tensor:
     """torchvision's uint8 blend ``factor * image + (1 - factor) * degenerate`` with one factor per image."""
-    f = factor.to(torch.float32).view(-1, 1, 1, 1)
+    f = _on(image, factor.to(torch.float32)).view(-1, 1, 1, 1)
     return (image.float() * f + degenerate.float() * (1.0 - f)).clamp_(0, 255).to(torch.uint8)
 
 
@@ -124,8 +137,9 @@ def _adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
         (g - b) * inverse_delta,
         torch.where(value == g, (b - r) * inverse_delta + 2.0, (r - g) * inverse_delta + 4.0),
     )
-    hue_sextant = hue_sextant + 6.0 * shift.to(torch.float32).view(-1, 1, 1)
-    sector = (hue_sextant.unsqueeze(1) + torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)).remainder_(6.0)
+    hue_sextant = hue_sextant + 6.0 * _on(x, shift.to(torch.float32)).view(-1, 1, 1)
+    offsets = torch.arange(5.0, 0.0, -2.0, device=x.device).view(1, 3, 1, 1)  # 5, 3, 1, made on the device
+    sector = (hue_sextant.unsqueeze(1) + offsets).remainder_(6.0)
     ramp = torch.minimum(sector, 4.0 - sector).clamp_(0.0, 1.0)
     out = value.unsqueeze(1) - delta.unsqueeze(1) * ramp
     return out.mul_((255.0 + 1.0 - 1e-3) / 255.0).to(torch.uint8)
@@ -166,15 +180,24 @@ class Normalize:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
         self._mean_uint8, self._std_uint8 = self.mean * 255.0, self.std * 255.0
+        self._on_device: dict[torch.device, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+
+    def _constants(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(mean, std, mean·255, std·255) on ``device``, copied there once."""
+        if device not in self._on_device:
+            self._on_device[device] = tuple(t.to(device, non_blocking=True) for t in (
+                self.mean, self.std, self._mean_uint8, self._std_uint8))
+        return self._on_device[device]
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if x.ndim < 3 or x.shape[-3] != self.mean.shape[0]:
             raise ValueError(f"expected {self.mean.shape[0]} channels at dim -3, got shape {tuple(x.shape)}")
+        mean, std, mean_uint8, std_uint8 = self._constants(x.device)
         if x.dtype == torch.uint8:
-            return x.to(torch.float32).sub_(self._mean_uint8).div_(self._std_uint8)
+            return x.to(torch.float32).sub_(mean_uint8).div_(std_uint8)
         if not x.is_floating_point():
             raise TypeError(f"expected uint8 or floating-point images, got dtype {x.dtype}")
-        return (x.to(torch.float32) - self.mean) / self.std
+        return (x.to(torch.float32) - mean) / std
 
 
 class RandomCropFlip:
@@ -199,7 +222,8 @@ class RandomCropFlip:
         top = torch.randint(0, padded_h - size + 1, (b,), generator=generator)
         left = torch.randint(0, padded_w - size + 1, (b,), generator=generator)
         flip = torch.rand(b, generator=generator) < self.flip_p
-        steps = torch.arange(size)
+        top, left, flip = _on(x, top), _on(x, left), _on(x, flip)
+        steps = torch.arange(size, device=x.device)
         rows = top[:, None] + steps
         cols = left[:, None] + torch.where(flip[:, None], steps.flip(0), steps)
         flat_index = (rows[:, :, None] * padded_w + cols[:, None, :]).view(b, 1, size * size).expand(b, c, -1)
@@ -216,7 +240,7 @@ class RandomHorizontalFlip:
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         _check_uint8_batch(x)
-        flip = torch.rand(x.shape[0], generator=generator) < self.p
+        flip = _on(x, torch.rand(x.shape[0], generator=generator) < self.p)
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
@@ -267,8 +291,9 @@ def _resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int) 
     """
     step = length.to(torch.float32) / out_size
     support = step.clamp(min=1.0)
-    centre = start.to(torch.float32)[:, None] + (torch.arange(out_size, dtype=torch.float32) + 0.5) * step[:, None]
-    pixel = torch.arange(in_size)
+    steps = torch.arange(out_size, dtype=torch.float32, device=start.device)
+    centre = start.to(torch.float32)[:, None] + (steps + 0.5) * step[:, None]
+    pixel = torch.arange(in_size, device=start.device)
     distance = (pixel.to(torch.float32) + 0.5 - centre[:, :, None]) / support[:, None, None]
     inside = (pixel >= start[:, None]) & (pixel < (start + length)[:, None])
     weights = (1.0 - distance.abs()).clamp_(min=0.0) * inside[:, None, :]
@@ -277,8 +302,8 @@ def _resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int) 
 
 def resized_crop(x: Tensor, top: Tensor, left: Tensor, height: Tensor, width: Tensor, size: int) -> Tensor:
     """Crop one box per image and resize it to ``size`` x ``size`` with antialiased bilinear interpolation."""
-    rows = _resize_weights(top, height, x.shape[-2], size)
-    cols = _resize_weights(left, width, x.shape[-1], size)
+    rows = _resize_weights(_on(x, top), _on(x, height), x.shape[-2], size)
+    cols = _resize_weights(_on(x, left), _on(x, width), x.shape[-1], size)
     out = torch.matmul(torch.matmul(rows[:, None], x.float()), cols[:, None].transpose(-1, -2))
     return _round_to_uint8(out) if x.dtype == torch.uint8 else out
 
@@ -345,9 +370,10 @@ class ColorJitter:
             for op_index, (op, _, _) in enumerate(self.ops):
                 if not self.enabled[op_index]:
                     continue
-                chosen = (apply & (order[:, step] == op_index)).nonzero().squeeze(1)
+                chosen = (apply & (order[:, step] == op_index)).nonzero().squeeze(1)  # host: no device sync
                 if chosen.numel() > 0:
-                    out[chosen] = op(out[chosen], factors[op_index][chosen])
+                    on_device = _on(x, chosen)
+                    out[on_device] = op(out[on_device], factors[op_index][chosen])
         return out
 
 
@@ -360,23 +386,25 @@ class RandomGrayscale:
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         _check_uint8_batch(x, channels=3)
-        gray = torch.rand(x.shape[0], generator=generator) < self.p
+        gray = _on(x, torch.rand(x.shape[0], generator=generator) < self.p)
         return torch.where(gray.view(-1, 1, 1, 1), TF.rgb_to_grayscale(x, num_output_channels=3), x)
 
 
 def _blur_matrices(kernel: Tensor, size: int) -> Tensor:
     """Per-image (size, size) matrices applying 1-D ``kernel`` (n, K) along an axis, repeating the edge pixel."""
     radius = kernel.shape[1] // 2
-    source = (torch.arange(size)[:, None] + torch.arange(-radius, radius + 1)).clamp_(0, size - 1)
-    matrices = torch.zeros(kernel.shape[0], size, size)
+    device = kernel.device
+    source = (torch.arange(size, device=device)[:, None] + torch.arange(-radius, radius + 1, device=device))
+    source = source.clamp_(0, size - 1)
+    matrices = torch.zeros(kernel.shape[0], size, size, device=device)
     return matrices.scatter_add_(2, source.expand(kernel.shape[0], -1, -1), kernel[:, None, :].expand(-1, size, -1))
 
 
 def _gaussian_blur(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
     """Separable Gaussian blur with one sigma per image; borders repeat the edge pixel as PIL does."""
     radius = kernel_size // 2
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (offsets / sigma.to(torch.float32)[:, None]) ** 2)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
+    kernel = torch.exp(-0.5 * (offsets / _on(x, sigma.to(torch.float32))[:, None]) ** 2)
     kernel = kernel / kernel.sum(dim=1, keepdim=True)
     rows, cols = _blur_matrices(kernel, x.shape[-2]), _blur_matrices(kernel, x.shape[-1])
     return _round_to_uint8(torch.matmul(torch.matmul(rows[:, None], x.float()), cols[:, None].transpose(-1, -2)))
@@ -402,12 +430,13 @@ class GaussianBlur:
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         _check_uint8_batch(x)
         b = x.shape[0]
-        blur = (torch.rand(b, generator=generator) < self.p).nonzero().squeeze(1)
+        blur = (torch.rand(b, generator=generator) < self.p).nonzero().squeeze(1)  # host: no device sync
         sigma = _uniform(b, self.sigma[0], self.sigma[1], generator)
         if blur.numel() == 0:
             return x
         out = x.clone()
-        out[blur] = _gaussian_blur(x[blur], sigma[blur], self.kernel_size)
+        on_device = _on(x, blur)
+        out[on_device] = _gaussian_blur(x[on_device], sigma[blur], self.kernel_size)
         return out
 
 
@@ -527,7 +556,7 @@ class AutoAugmentCIFAR10:
             for group, (op_index, magnitude_bin, negated) in enumerate(groups.tolist()):
                 op = self._op_names[op_index]
                 magnitude = 0.0 if magnitude_bin < 0 else _autoaugment_magnitude(op, magnitude_bin, h, w)
-                members = images[group_of == group]
+                members = _on(x, images[group_of == group])  # grouped on the host: no device sync
                 out[members] = _AUTOAUGMENT_OPS[op](out[members], -magnitude if negated else magnitude, self.fill)
         return out
 
@@ -538,14 +567,15 @@ def _affine(x: Tensor, matrix: Tensor, fill: Tensor) -> Tensor:
     Coordinates are continuous with pixel centres at +0.5; samples outside the image take ``fill``.
     """
     n, c, h, w = x.shape
-    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    device = x.device
+    ys, xs = torch.meshgrid(torch.arange(h, device=device) + 0.5, torch.arange(w, device=device) + 0.5, indexing="ij")
     points = torch.stack((xs, ys, torch.ones_like(xs)), dim=-1).view(1, h * w, 3)
-    source = points @ matrix.to(torch.float32).transpose(1, 2)
-    grid = (source / torch.tensor([w, h], dtype=torch.float32) * 2.0 - 1.0).view(n, h, w, 2)
-    with_mask = torch.cat((x.float(), torch.ones(n, 1, h, w)), dim=1)
+    source = points @ _on(x, matrix.to(torch.float32)).transpose(1, 2)
+    grid = (torch.stack((source[..., 0] / w, source[..., 1] / h), dim=-1) * 2.0 - 1.0).view(n, h, w, 2)
+    with_mask = torch.cat((x.float(), torch.ones(n, 1, h, w, device=device)), dim=1)
     sampled = nnf.grid_sample(with_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     image, coverage = sampled[:, :c], sampled[:, c:]
-    return _round_to_uint8(image + (1.0 - coverage) * fill.view(1, c, 1, 1))
+    return _round_to_uint8(image + (1.0 - coverage) * _on(x, fill).view(1, c, 1, 1))
 
 
 def _translation_matrix(dx: Tensor, dy: Tensor) -> Tensor:
@@ -577,19 +607,19 @@ def _rotation_matrix(degrees: Tensor, height: int, width: int) -> Tensor:
 
 def _solarize(x: Tensor, threshold: Tensor) -> Tensor:
     """Invert the pixels at or above each image's threshold (PIL ``ImageOps.solarize``)."""
-    return torch.where(x.long() >= threshold.view(-1, 1, 1, 1), 255 - x, x)
+    return torch.where(x.long() >= _on(x, threshold).view(-1, 1, 1, 1), 255 - x, x)
 
 
 def _solarize_add(x: Tensor, add: Tensor) -> Tensor:
     """Add each image's offset to pixels below 128, saturating at 255 (timm ``solarize_add``)."""
-    shifted = (x.long() + add.view(-1, 1, 1, 1)).clamp_(max=255).to(torch.uint8)
+    shifted = (x.long() + _on(x, add).view(-1, 1, 1, 1)).clamp_(max=255).to(torch.uint8)
     return torch.where(x < 128, shifted, x)
 
 
 def _posterize(x: Tensor, bits: Tensor) -> Tensor:
     """Keep each image's ``bits`` most significant bits per channel (PIL ``ImageOps.posterize``)."""
     mask = ((255 << (8 - bits.clamp(0, 8))) & 255).to(torch.uint8)
-    return x & mask.view(-1, 1, 1, 1)
+    return x & _on(x, mask).view(-1, 1, 1, 1)
 
 
 def _enhance_factor(level: Tensor) -> Tensor:
@@ -663,9 +693,10 @@ class RandAugment:
             level = level.clamp(0.0, 10.0)
             sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0).to(torch.float64)
             for index in op_index[active].unique().tolist():
-                members = (active & (op_index == index)).nonzero().squeeze(1)
+                members = (active & (op_index == index)).nonzero().squeeze(1)  # host: no device sync
                 op = _RAND_AUGMENT_OPS[self._op_names[index]]
-                out[members] = op(out[members], level[members], sign[members], self.fill)
+                on_device = _on(x, members)
+                out[on_device] = op(out[on_device], level[members], sign[members], self.fill)
         return out
 
 

@@ -2,7 +2,9 @@
 
 Replaces ``DataLoader`` + per-image PIL transforms for small-image datasets (CIFAR-LT) that fit in memory.
 Epoch order and augmentation randomness depend only on (seed, epoch, rank), so resuming at an epoch
-boundary reproduces the same batches without saving any generator state.
+boundary reproduces the same batches without saving any generator state. On an accelerator the uint8 array is
+copied to its memory once, and every batch is gathered and augmented there: the host only draws the random
+parameters (see ``ltzoo.data.batch_transforms``), so the same seed gives the same batches on every device.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from ltzoo.data.batch_transforms import BatchTransform
 
-__all__ = ["to_channels_last", "ArrayLoader", "Batch", "BatchedDataLoader", "with_transform"]
+__all__ = ["to_channels_last", "ArrayLoader", "Batch", "BatchedDataLoader", "image_loader", "with_transform"]
 
 
 class Batch(NamedTuple):
@@ -68,7 +70,8 @@ class ArrayLoader:
     by repetition (``drop_last=False``) or truncated (``drop_last=True``) to a multiple of ``world_size`` and
     rank r takes ``order[r::world_size]``, so every rank gets the same number of batches. ``drop_last`` also drops
     a rank's final incomplete batch. The augmentation generator is seeded from (seed, epoch, rank) at the start of
-    every pass. Call ``set_epoch`` before each epoch; the loader never advances the epoch itself.
+    every pass. Call ``set_epoch`` before each epoch; the loader never advances the epoch itself. ``device`` holds
+    the images, labels and every batch (the training device; the CPU by default).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class ArrayLoader:
         rank: int = 0,
         world_size: int = 1,
         channels_last: bool = True,
+        device: torch.device | str = "cpu",
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -90,8 +94,9 @@ class ArrayLoader:
             raise ValueError(f"need world_size >= 1 and 0 <= rank < world_size, got {rank=}, {world_size=}")
         if seed < 0:
             raise ValueError(f"seed must be non-negative, got {seed}")
-        self.images = _as_nchw_uint8(images)
-        self.labels = _as_labels(labels, self.images.shape[0])
+        self.device = torch.device(device)
+        self.images = _as_nchw_uint8(images).to(self.device)
+        self.labels = _as_labels(labels, self.images.shape[0]).to(self.device)
         self.batch_size, self.transform, self.sampler = batch_size, transform, sampler
         self.drop_last, self.seed, self.rank, self.world_size = drop_last, seed, rank, world_size
         self.channels_last = channels_last
@@ -141,7 +146,7 @@ class ArrayLoader:
         return torch.Generator().manual_seed(int(state))
 
     def __iter__(self) -> Iterator[Batch]:
-        indices = self.rank_indices()
+        indices = self.rank_indices().to(self.device, non_blocking=True)  # one host-to-device copy per epoch
         generator = self._augmentation_generator()
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch_indices = indices[start : start + self.batch_size]
@@ -151,12 +156,31 @@ class ArrayLoader:
             yield Batch(images, self.labels[batch_indices], batch_indices)
 
 
+def image_loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device | str = "cpu",
+                 sampler: Sampler[int] | None = None, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+    """A DataLoader for a per-image (decoded-file) dataset on the way to `device`: `num_workers` decoding processes
+    that live across epochs (persistent: no re-spawn, no re-import per epoch) with 4 batches in flight each, and,
+    for a CUDA device, batches in pinned memory so the copy to the device overlaps the step."""
+    workers = num_workers > 0
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",
+                      persistent_workers=workers, prefetch_factor=4 if workers else None)
+
+
+def _to_device(images: Tensor | tuple[Tensor, ...], device: torch.device) -> Tensor | tuple[Tensor, ...]:
+    """A batch (or each view of it) on `device`, copied without waiting where the host memory is pinned."""
+    if isinstance(images, tuple):
+        return tuple(_to_device(view, device) for view in images)
+    return images.to(device, non_blocking=True)
+
+
 class BatchedDataLoader:
     """A torch DataLoader over a per-image dataset whose (images, labels) come out as `Batch`es, like ArrayLoader's:
-    multi-view items as a tuple of view batches, channels_last on request. Its sampler must have `set_epoch`."""
+    multi-view items as a tuple of view batches, on `device`, channels_last on request. Its sampler must have
+    `set_epoch`. Build the DataLoader with `image_loader` (workers, pinned memory)."""
 
-    def __init__(self, loader: DataLoader, channels_last: bool = True) -> None:
-        self.loader, self.channels_last = loader, channels_last
+    def __init__(self, loader: DataLoader, channels_last: bool = True, device: torch.device | str = "cpu") -> None:
+        self.loader, self.channels_last, self.device = loader, channels_last, torch.device(device)
 
     def set_epoch(self, epoch: int) -> None:
         self.loader.sampler.set_epoch(epoch)
@@ -168,8 +192,9 @@ class BatchedDataLoader:
         for images, labels in self.loader:
             if isinstance(images, list):  # multi-view transforms collate to a list of batches
                 images = tuple(images)
+            images, labels = _to_device(images, self.device), labels.to(self.device, non_blocking=True)
             yield Batch(to_channels_last(images) if self.channels_last else images, labels,
-                        torch.empty(0, dtype=torch.long))
+                        torch.empty(0, dtype=torch.long, device=self.device))
 
 
 def with_transform(dataset: Dataset, transform: Callable[[Any], Any]) -> Dataset:

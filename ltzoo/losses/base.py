@@ -47,8 +47,8 @@ class ClassificationLoss(nn.Module):
         """Class-weighted mean of s_i · ℓ_i over the batch, computed in float32 or wider."""
         losses = self.per_sample(upcast(logits), target)
         if sample_scale is not None:
-            losses = losses * torch.as_tensor(sample_scale).to(losses)
+            losses = losses * torch.as_tensor(sample_scale).to(losses, non_blocking=True)
         if self.class_weight is None:
             return losses.mean()
-        weight = self.class_weight.to(losses)[target]
+        weight = self.class_weight.to(losses, non_blocking=True)[target]  # set on the host: copy without waiting
         return (weight * losses).sum() / weight.sum()

@@ -42,7 +42,8 @@ class BalancedContrastiveLoss(nn.Module):
             not_self = ~is_self
             positives = same_class & not_self
             # |S_c(a)| for j of class c: the class's size in the contrast set, minus 1 for the anchor's own class.
-            class_size = torch.bincount(contrast_labels, minlength=num_classes).to(z.dtype)
+            # counted by scatter, not bincount: bincount reads the largest label back to size its output (a sync)
+            class_size = z.new_zeros(num_classes).index_add_(0, contrast_labels, z.new_ones(contrast_labels.shape))
             member_class_size = class_size[contrast_labels][None, :] - same_class.to(z.dtype)
 
             exp_terms = torch.exp(similarity) * not_self

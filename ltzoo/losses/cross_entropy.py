@@ -34,6 +34,6 @@ class SoftTargetCrossEntropy(nn.Module):
     def forward(self, logits: Tensor, soft_target: Tensor) -> Tensor:
         logits = upcast(logits)
         if self.log_prior is not None:
-            logits = logits + self.tau * self.log_prior.to(logits)
+            logits = logits + self.tau * self.log_prior.to(logits, non_blocking=True)
         log_probs = F.log_softmax(logits, dim=-1)
         return -(soft_target.to(log_probs.dtype) * log_probs).sum(dim=-1).mean()

@@ -30,6 +30,6 @@ class LDAMLoss(ClassificationLoss):
         self.register_buffer("margins", ldam_margins(class_counts, max_margin), persistent=False)
 
     def per_sample(self, logits: Tensor, target: Tensor) -> Tensor:
-        margin = self.margins.to(logits)[target]
+        margin = self.margins.to(logits, non_blocking=True)[target]
         shifted = logits - F.one_hot(target, logits.shape[-1]).to(logits) * (self.scale * margin).unsqueeze(-1)
         return F.cross_entropy(shifted, target, reduction="none")

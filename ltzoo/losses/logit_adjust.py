@@ -28,7 +28,7 @@ class LogitAdjustedLoss(ClassificationLoss):
         self.register_buffer("log_prior", log_class_prior(class_counts), persistent=False)
 
     def per_sample(self, logits: Tensor, target: Tensor) -> Tensor:
-        adjusted = logits + self.tau * self.log_prior.to(logits)
+        adjusted = logits + self.tau * self.log_prior.to(logits, non_blocking=True)
         return F.cross_entropy(adjusted, target, reduction="none")
 
 
@@ -41,4 +41,4 @@ class BalancedSoftmaxLoss(LogitAdjustedLoss):
 
 def posthoc_logit_adjust(logits: Tensor, class_counts: Sequence[int] | Tensor, tau: float = 1.0) -> Tensor:
     """Post-hoc adjusted scores z − τ·log π for a CE-trained model; predict with their argmax."""
-    return logits - tau * log_class_prior(class_counts).to(logits)
+    return logits - tau * log_class_prior(class_counts).to(logits, non_blocking=True)

@@ -29,7 +29,8 @@ class TrainSet:
     """The training split as a method sees it, for methods that draw a second stream (CMO, SMCL, LSM, ConCutMix).
 
     CIFAR: `images` holds the uint8 (N, H, W, C) arrays (build an `ArrayLoader` over them); split-file benchmarks:
-    `dataset` is the torch Dataset. `batch_size` is per process; streams must shard by `rank` / `world_size`.
+    `dataset` is the torch Dataset. `batch_size` is per process; streams must shard by `rank` / `world_size` and
+    deliver their batches on `device`, the training device.
     """
 
     labels: np.ndarray
@@ -43,6 +44,7 @@ class TrainSet:
     world_size: int = 1
     channels_last: bool = True
     num_workers: int = 0
+    device: torch.device | str = "cpu"
 
 
 class TrainingMethod:

@@ -8,13 +8,12 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from ..augment.boxes import random_centres
 from ..augment.concutmix import RHO_NORMS, rectify_label
 from ..augment.cutmix import area_label, cutmix_batch
 from ..data.batch_transforms import cifar_autoaugment_transform
-from ..data.loader import ArrayLoader, Batch, BatchedDataLoader, with_transform
+from ..data.loader import ArrayLoader, Batch, BatchedDataLoader, image_loader, with_transform
 from ..data.samplers import ClassAwareSampler, ShardedSampler
 from ..losses import SoftTargetCrossEntropy
 from .base import TrainSet
@@ -88,13 +87,14 @@ class ConCutMixMethod(BCLMethod):
             self._patch_loader = ArrayLoader(
                 train_set.images, train_set.labels, train_set.batch_size,
                 cifar_autoaugment_transform(train_set.mean, train_set.std), sampler=sampler, seed=seed,
-                rank=train_set.rank, world_size=train_set.world_size, channels_last=train_set.channels_last)
+                rank=train_set.rank, world_size=train_set.world_size, channels_last=train_set.channels_last,
+                device=train_set.device)
         else:
             view0 = self.image_transform(train_set.mean, train_set.std).views[0]
-            loader = DataLoader(with_transform(train_set.dataset, view0), batch_size=train_set.batch_size,
-                                sampler=ShardedSampler(sampler, train_set.rank, train_set.world_size),
-                                num_workers=train_set.num_workers)
-            self._patch_loader = BatchedDataLoader(loader, train_set.channels_last)
+            loader = image_loader(with_transform(train_set.dataset, view0), train_set.batch_size,
+                                  train_set.num_workers, train_set.device,
+                                  sampler=ShardedSampler(sampler, train_set.rank, train_set.world_size))
+            self._patch_loader = BatchedDataLoader(loader, train_set.channels_last, train_set.device)
         self._seed = train_set.seed
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -121,11 +121,11 @@ class ConCutMixMethod(BCLMethod):
         if self._rng.random() < self.cutmix_prob:
             patches = self._next_patches(labels.shape[0])
             lam0 = float(self._rng.beta(self.cutmix_beta, self.cutmix_beta))
-            order = torch.as_tensor(self._rng.permutation(labels.shape[0]))
-            centre = random_centres(1, view0.shape[-2], view0.shape[-1], self._rng)
-            mixed, lam = cutmix_batch(view0, patches.images[order].to(view0.device), lam0, centre)
+            order = torch.as_tensor(self._rng.permutation(labels.shape[0])).to(view0.device, non_blocking=True)
+            centre = random_centres(1, view0.shape[-2], view0.shape[-1], self._rng)  # host: the box is Python ints
+            mixed, lam = cutmix_batch(view0, patches.images.to(view0.device)[order], lam0, centre)
             forward = self.forward_views(model, mixed, view1, view2)
-            target = area_label(labels, patches.labels[order].to(labels.device), lam, self.num_classes)
+            target = area_label(labels, patches.labels.to(labels.device)[order], lam, self.num_classes)
             ce = self.soft_classification(forward.logits, self.mixed_target(target, forward, epoch))
         else:
             forward = self.forward_views(model, view0, view1, view2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -79,12 +80,16 @@ class MemoryQueue(nn.Module):
         self.register_buffer("labels", labels)
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
         self.register_buffer("filled", torch.tensor(filled, dtype=torch.long))
+        self._filled = filled  # `filled` on the host, so a step never reads the device's copy back
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._filled = int(self.filled)  # once per resume
 
     def contents(self) -> tuple[Tensor, Tensor]:
         """Copies of the valid (features, labels): every slot for `random`, the written ones for `masked`.
         Copies, so a later `enqueue` cannot change what a loss already used."""
-        valid = int(self.filled)
-        return self.features[:valid].clone(), self.labels[:valid].clone()
+        return self.features[: self._filled].clone(), self.labels[: self._filled].clone()
 
     @torch.no_grad()
     def enqueue(self, keys: Tensor, labels: Tensor) -> None:
@@ -98,6 +103,7 @@ class MemoryQueue(nn.Module):
         self.labels[slots] = labels.to(self.labels.device)
         self.pointer.copy_((self.pointer + count) % self.size)
         self.filled.copy_(torch.clamp(self.filled + count, max=self.size))
+        self._filled = min(self._filled + count, self.size)
 
 
 class MomentumKeyEncoder(nn.Module):
