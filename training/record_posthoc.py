@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ltzoo.evaluation.posthoc import POSTHOC_KINDS  # noqa: E402
 from ltzoo.evaluation.sweep import sweep  # noqa: E402
 from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
+from training.export import portable  # noqa: E402
 from training.model_card import render_model_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,7 @@ def record(folder: Path, kind: str, data_dir: str | None = None) -> dict:
              "metrics": {k: result.adjusted.to_dict(include_confusion=False)[k] for k in KEYS},
              "command": f"ltzoo validate {name} --checkpoint {shown} --sweep {kind}"}
     config = json.loads((folder / CONFIG_NAME).read_text())
+    entry = portable(entry)  # the held-out split's description names the data archive, not this machine's path
     config["ltzoo"]["posthoc"] = [p for p in config["ltzoo"].get("posthoc", []) if p["kind"] != kind] + [entry]
     (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     (folder / CARD_NAME).write_text(render_model_card(config))
