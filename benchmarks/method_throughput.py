@@ -144,7 +144,7 @@ def time_dscl_passes(method: TrainingMethod, parts: dict[str, float]) -> None:
 
 
 DSCL_CIFAR = {"queue_size": 6144, "momentum": 0.99, "head_hidden": 512, "patch_size": 16, "global_scale": (0.2, 1.0),
-              "blur": False}  # dscl §5
+              "blur": False}  # docs/methods/dscl.md §5
 
 BENCHES: dict[str, Callable[[np.ndarray, np.ndarray, torch.device, str | None], MethodBench]] = {
     "ce": method_bench("ce"),

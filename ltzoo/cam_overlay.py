@@ -1,5 +1,5 @@
 """`ltzoo cam`: draw images with the model's CAM and the SMCL mask box (the box a training step would paste over,
-centred on the CAM peak, smcl.md §3.2–3.3) to PNG files."""
+centred on the CAM peak, docs/methods/smcl.md §3.2–3.3) to PNG files."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Long-tail evaluation: top-1/top-5, many/medium/few, per-class accuracy, ECE and the confusion matrix.
 
-Group accuracies follow baselines spec §2: classes are split by their TRAINING count (``shot_groups``), a group's
-accuracy is the unweighted mean of its per-class accuracies, and an empty group is ``None`` (n/a), never 0.
+Group accuracies follow docs/methods/baselines.md §2: classes are split by their TRAINING count (``shot_groups``), a
+group's accuracy is the unweighted mean of its per-class accuracies, and an empty group is ``None`` (n/a), never 0.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def _fractional_epoch(epoch: int, iteration: int, iters_per_epoch: int) -> float
 
 @dataclass
 class WarmupStepLR(LRSchedule):
-    """lr(e) = base · min(1, (e+1)/W) · Π_{j: e ≥ m_j} γ_j (baselines §5; BCL/ConCutMix step form).
+    """lr(e) = base · min(1, (e+1)/W) · Π_{j: e ≥ m_j} γ_j (docs/methods/baselines.md §5; BCL/ConCutMix step form).
 
     e is the integer epoch (the LR is set once per epoch, as in the reference codes); with
     `per_iteration` the same formula is evaluated at the fractional epoch, so the warm-up ramps smoothly.
@@ -62,7 +62,7 @@ class WarmupStepLR(LRSchedule):
 
 @dataclass
 class WarmupCosineLR(LRSchedule):
-    """BCL/ConCutMix `adjust_lr`, per integer epoch e (bcl_concutmix §2.4):
+    """BCL/ConCutMix `adjust_lr`, per integer epoch e (docs/methods/concutmix.md §2.4):
 
     e < W: base·(e+1)/W; else base·0.5·(1 + cos(π·(e − W + 1)/(E − W + 1))), the +1 offsets kept.
     """
@@ -81,7 +81,7 @@ class WarmupCosineLR(LRSchedule):
 
 @dataclass
 class IterWarmupCosineLR(LRSchedule):
-    """DSCL's per-iteration schedule on f = epoch + i/iters (dscl §2.6):
+    """DSCL's per-iteration schedule on f = epoch + i/iters (docs/methods/dscl.md §2.6):
 
     f < W: base·f/W (exactly 0 at the first step); else base·0.5·(1 + cos(π·(f − W)/(E − W))).
     """

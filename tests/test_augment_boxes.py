@@ -1,4 +1,5 @@
-"""Boxes: CMO's box table (baselines §6.3), the SaliencyMix box on a peak (§9, smcl §6.3), masks and λ̂."""
+"""Boxes: CMO's box table (docs/methods/baselines.md §6.3), the SaliencyMix box on a peak (§9,
+docs/methods/smcl.md §6.3), masks and λ̂."""
 
 import numpy as np
 import pytest

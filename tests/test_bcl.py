@@ -1,4 +1,5 @@
-"""BCL: the balanced contrastive loss (bcl_concutmix §4 items 1-4) and the BCL training method (items 5, 12)."""
+"""BCL: the balanced contrastive loss (docs/methods/concutmix.md §4 items 1-4) and the BCL training method (items 5,
+12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CIFAR-10-LT / CIFAR-100-LT: per-class counts, the reference's index selection, and the built splits (§1.1)."""
+"""CIFAR-10-LT / CIFAR-100-LT: per-class counts, the reference's index selection, and the built splits
+(docs/methods/baselines.md §1.1)."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """ConCutMix: the batch CutMix box and area label, semantic label rectification, and the method
-(bcl_concutmix §4 items 6-10 and one training step)."""
+(docs/methods/concutmix.md §4 items 6-10 and one training step)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""DSCLLoss and PBSDLoss (dscl §2.3 steps 5–6): the spec's hand cases (§6.1, §6.4), a slow loop in float64 (§6.2),
-the special cases β = 0 and SupCon (§6.3), and the teacher's lack of gradient."""
+"""DSCLLoss and PBSDLoss (docs/methods/dscl.md §2.3 steps 5–6): the documented hand cases (§6.1, §6.4), a slow loop in
+float64 (§6.2), the special cases β = 0 and SupCon (§6.3), and the teacher's lack of gradient."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""DSCL's two stages (ltzoo.methods.dscl, ltzoo.augment.dscl_crops; dscl §6.5, §6.6, §6.8, §6.9, §6.11, §6.13):
-ROIAlign teachers, global + patch crops, one stage-1 step without a process group, the queue seen by PBSD, the
-stage-2 probe's loading, freezing and BN, the configs, and (slow) two processes and the two-stage smoke run through
-training/train.py."""
+"""DSCL's two stages (ltzoo.methods.dscl, ltzoo.augment.dscl_crops;
+docs/methods/dscl.md §6.5, §6.6, §6.8, §6.9, §6.11, §6.13): ROIAlign teachers, global + patch crops, one stage-1 step
+without a process group, the queue seen by PBSD, the stage-2 probe's loading, freezing and BN, the configs, and (slow)
+two processes and the two-stage smoke run through training/train.py."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 LABELS = np.array([0, 0, 1, 2, 0, 1, 0, 2])
 TINY = {"queue_size": 16, "momentum": 0.99, "head_hidden": 32, "patch_size": 16, "global_scale": (0.2, 1.0),
         "blur": False}
-IMAGENET_LT_TRAIN_IMAGES = 115_846  # dscl §2.6
+IMAGENET_LT_TRAIN_IMAGES = 115_846  # docs/methods/dscl.md §2.6
 
 
 def cifar_images(count: int = 8, seed: int = 0) -> np.ndarray:
@@ -466,8 +466,8 @@ def test_stage1_drops_the_last_smaller_batch_and_the_probe_keeps_it(tiny_cifar_r
     counts = data.class_counts
     stage1_loader = data.make_train(build_method("dscl", counts, 1, **{**TINY, "queue_size": 128}))
     probe_loader = data.make_train(DSCLProbe(counts, 1, init_from="unused"))
-    assert [len(b.labels) for b in stage1_loader] == [64] * 4  # dscl §5: drop_last
-    assert [len(b.labels) for b in probe_loader] == [64] * 4 + [44]  # dscl §3.2: every draw
+    assert [len(b.labels) for b in stage1_loader] == [64] * 4  # docs/methods/dscl.md §5: drop_last
+    assert [len(b.labels) for b in probe_loader] == [64] * 4 + [44]  # docs/methods/dscl.md §3.2: every draw
 
 
 @pytest.mark.slow

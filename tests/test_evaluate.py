@@ -1,4 +1,4 @@
-"""Long-tail metrics (baselines §2), the evaluation loop and the per-class figure."""
+"""Long-tail metrics (docs/methods/baselines.md §2), the evaluation loop and the per-class figure."""
 
 import json
 import math

@@ -1,4 +1,4 @@
-"""ClassificationLoss: the class-weighted mean of baselines §4.1, sample scales and float32 compute."""
+"""ClassificationLoss: the class-weighted mean of docs/methods/baselines.md §4.1, sample scales and float32 compute."""
 
 import pytest
 import torch

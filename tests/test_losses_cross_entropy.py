@@ -33,7 +33,7 @@ def test_soft_target_is_linear_in_the_target():
 
 
 def test_with_counts_it_equals_the_two_term_logit_adjusted_loss():
-    """bcl_concutmix §4 item 6: λ·LA-CE(s, a) + (1 − λ)·LA-CE(s, b) equals the soft-target LA-CE."""
+    """docs/methods/concutmix.md §4 item 6: λ·LA-CE(s, a) + (1 − λ)·LA-CE(s, b) equals the soft-target LA-CE."""
     logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(2))
     a, b, lam, tau = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 0, 1]), 0.6, 0.9
     soft = lam * F.one_hot(a, 3).float() + (1 - lam) * F.one_hot(b, 3).float()

@@ -1,4 +1,4 @@
-"""Focal loss (baselines §4.4): (1 − p)^γ · CE, batch mean, unweighted."""
+"""Focal loss (docs/methods/baselines.md §4.4): (1 − p)^γ · CE, batch mean, unweighted."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""LDAM margins (baselines §4.2) and the loss against F.cross_entropy on hand-shifted logits."""
+"""LDAM margins (docs/methods/baselines.md §4.2) and the loss against F.cross_entropy on hand-shifted logits."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""Logit adjustment, Balanced Softmax and post-hoc adjustment (baselines §4.3, bcl_concutmix §4 item 5)."""
+"""Logit adjustment, Balanced Softmax and post-hoc adjustment (docs/methods/baselines.md §4.3,
+docs/methods/concutmix.md §4 item 5)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Two-label mixed loss (baselines §4.1 / §6.5): each term normalised by its own label's weight sum."""
+"""Two-label mixed loss (docs/methods/baselines.md §4.1 / §6.5): each term normalised by its own label's weight sum."""
 
 import torch
 import torch.nn.functional as F

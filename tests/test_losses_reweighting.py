@@ -1,4 +1,4 @@
-"""Class-balanced weights and DRW against the check table of baselines §4.1."""
+"""Class-balanced weights and DRW against the check table of docs/methods/baselines.md §4.1."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""SupCon (baselines §7): spec check values, masks, and the vectorised form against a slow loop."""
+"""SupCon (docs/methods/baselines.md §7): documented check values, masks, and the vectorised form against a slow
+loop."""
 
 import math
 
@@ -48,7 +49,7 @@ def test_exactly_one_of_labels_or_mask_is_required():
 
 
 def _slow_supcon(z: torch.Tensor, mask: torch.Tensor, tau: float, base_tau: float) -> float:
-    """Baselines §7 written anchor by anchor."""
+    """docs/methods/baselines.md §7 written anchor by anchor."""
     m = z.shape[0]
     total = 0.0
     for a in range(m):

@@ -1,4 +1,5 @@
-"""LSM as a plug-in on CE / CE-DRW / LDAM-DRW (lsm.md §3 steps 0–7, §8 tests 6–7, and the method checks)."""
+"""LSM as a plug-in on CE / CE-DRW / LDAM-DRW (docs/methods/lsm.md §3 steps 0–7, §8 tests 6–7, and the method
+checks)."""
 
 from __future__ import annotations
 

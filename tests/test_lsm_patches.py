@@ -1,4 +1,4 @@
-"""LSM patch operators (lsm.md §3 steps 2, 4–6 and §8 tests 1–4)."""
+"""LSM patch operators (docs/methods/lsm.md §3 steps 2, 4–6 and §8 tests 1–4)."""
 
 import pytest
 import torch

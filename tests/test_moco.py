@@ -1,5 +1,6 @@
-"""The MoCo machinery of DSCL (ltzoo.methods.moco; dscl §6.7, §6.8, §6.9): EMA over parameters only, the labelled ring
-queue with its `masked` / `random` starts, and the one-process key BN (`split` / `plain`) with no process group."""
+"""The MoCo machinery of DSCL (ltzoo.methods.moco; docs/methods/dscl.md §6.7, §6.8, §6.9): EMA over parameters only, the
+labelled ring queue with its `masked` / `random` starts, and the one-process key BN (`split` / `plain`) with no process
+group."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The timm model interface of every zoo architecture, and the ResNet-32 / ImageNet-scale shapes of baselines §3."""
+"""The timm model interface of every zoo architecture, and the ResNet-32 / ImageNet-scale shapes of
+docs/methods/baselines.md §3."""
 
 from __future__ import annotations
 
@@ -151,7 +152,7 @@ def test_large_create_model_num_classes(name: str, large_input: torch.Tensor) ->
         assert model(large_input).shape == (1, 3)
 
 
-# --- parameter counts and layers (baselines §3) --------------------------------------------------------------
+# --- parameter counts and layers (docs/methods/baselines.md §3) -------------------------------------------------------
 
 
 def test_resnet32_backbone_has_463504_parameters() -> None:

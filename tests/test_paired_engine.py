@@ -1,5 +1,5 @@
-"""The paired-minority engine (baselines §6): its plain configuration IS CMO; gate, minority stream, saliency
-boxes, fills, plugged-in regions and the two-term loss with DRW normalised term by term."""
+"""The paired-minority engine (docs/methods/baselines.md §6): its plain configuration IS CMO; gate, minority stream,
+saliency boxes, fills, plugged-in regions and the two-term loss with DRW normalised term by term."""
 
 import copy
 

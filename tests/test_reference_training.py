@@ -1,4 +1,5 @@
-"""The control loop of benchmarks/reference_training.py follows the LDAM-DRW code's per-epoch LR (baselines spec §5)."""
+"""The control loop of benchmarks/reference_training.py follows the LDAM-DRW code's per-epoch LR
+(docs/methods/baselines.md §5)."""
 
 import sys
 from pathlib import Path

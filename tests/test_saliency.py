@@ -1,5 +1,5 @@
-"""Saliency (baselines §8–§9, smcl §3.3): CAM and Grad-CAM exactness, the saliency pass's BN hygiene,
-upsampling, normalisation, peaks, and OpenCV's fine-grained detector."""
+"""Saliency (docs/methods/baselines.md §8–§9, docs/methods/smcl.md §3.3): CAM and Grad-CAM exactness, the saliency
+pass's BN hygiene, upsampling, normalisation, peaks, and OpenCV's fine-grained detector."""
 
 import sys
 import types

@@ -1,4 +1,5 @@
-"""LR schedules (baselines §5, bcl_concutmix §4 item 11, dscl §6 item 10), build_scheduler and set_lr."""
+"""LR schedules (docs/methods/baselines.md §5, docs/methods/concutmix.md §4 item 11, docs/methods/dscl.md §6 item 10),
+build_scheduler and set_lr."""
 
 import re
 import sys

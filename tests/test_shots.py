@@ -1,4 +1,5 @@
-"""Many / medium / few groups: the boundaries and the spec's group sizes for every benchmark (§1, §2)."""
+"""Many / medium / few groups: the boundaries and the documented group sizes for every benchmark
+(docs/methods/baselines.md §1, §2)."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
-"""SMCL (smcl.md §3, §6): the contrastive set and its labels, the projection head, the regression to CMO, and one
-training step under every switch of §3.4 on a tiny ResNet-32."""
+"""SMCL (docs/methods/smcl.md §3, §6): the contrastive set and its labels, the projection head, the regression to CMO,
+and one training step under every switch of §3.4 on a tiny ResNet-32."""
 
 import numpy as np
 import pytest
@@ -155,7 +155,7 @@ def test_a_closed_gate_trains_on_the_plain_batch_without_contrast():
     torch.testing.assert_close(loss, method.loss(model(batch.images), batch.labels))
 
 
-# every switch of smcl.md §3.4, one value at a time away from the defaults
+# every switch of docs/methods/smcl.md §3.4, one value at a time away from the defaults
 SWITCHES = [
     {},
     {"minor_sampler": "cmo_uniform"},

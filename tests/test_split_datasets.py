@@ -1,4 +1,5 @@
-"""Split-file datasets (ImageNet-LT, iNat 2018, Places-LT): lists, lookup, images, errors and transforms (§1.2)."""
+"""Split-file datasets (ImageNet-LT, iNat 2018, Places-LT): lists, lookup, images, errors and transforms
+(docs/methods/baselines.md §1.2)."""
 
 import numpy as np
 import pytest

@@ -85,7 +85,8 @@ def test_every_stage_of_a_recipe_has_its_config(name: str):
 
 
 def test_the_imagenet_lt_probe_selects_its_epoch_on_val_and_the_cifar_probe_takes_the_last():
-    """dscl.md §0.3: the probe epoch is chosen on ImageNet-LT's 20k val split; CIFAR has no val split (§5)."""
+    """docs/methods/dscl.md §0.3: the probe epoch is chosen on ImageNet-LT's 20k val split; CIFAR has no val split
+    (§5)."""
     assert load_config(CONFIG_DIR / "resnet50_dscl_imagenet_lt.e200.probe.yaml").select == "val"
     assert load_config(CONFIG_DIR / "resnet32_dscl_cifar10_lt.if100.probe.yaml").select == "last"
 

@@ -1,7 +1,7 @@
 """Write `training/configs/<name>.<tag>.yaml` for the registry entries whose method has a recipe here.
 
-The YAML files are the source of truth (committed); this script only keeps them consistent with the specs' recipes.
-Run: python training/make_configs.py
+The YAML files are the source of truth (committed); this script only keeps them consistent with the recipes documented
+in docs/methods/. Run: python training/make_configs.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ltzoo import registry  # noqa: E402
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
-# baselines.md §5: CIFAR-LT (LDAM-DRW / CMO), ImageNet-LT and iNat (CMO), Places-LT (OLTR)
+# docs/methods/baselines.md §5: CIFAR-LT (LDAM-DRW / CMO), ImageNet-LT and iNat (CMO), Places-LT (OLTR)
 CIFAR_RECIPE = {
     "epochs": 200, "optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 2.0e-4},
     "schedule": {"name": "warmup_step", "warmup_epochs": 5, "milestones": [160, 180], "gammas": [0.01, 0.01]},

@@ -1,11 +1,11 @@
-"""Write `training/configs/<name>.<tag>.yaml` for every SMCL zoo entry (smcl.md §5).
+"""Write `training/configs/<name>.<tag>.yaml` for every SMCL zoo entry (docs/methods/smcl.md §5).
 
-CIFAR-LT: the CIFAR recipe of baselines §5 (batch 128 background + 128 minority, DRW from 160). ImageNet-LT
-(ResNeXt-50 32x4d and ResNet-50): 100 epochs, warm-up 5, ×0.1 at 60 and 80, DRW from 80, batch 256 + 256.
-One departure from smcl.md (§3.2 step 1, §5 "gate", both [assumed, CMO]; its open question 8): augmentation runs
-to the last epoch (aug_end 0) instead of stopping 3 epochs early. CMO's plain last epochs leave BatchNorm with the
+CIFAR-LT: the CIFAR recipe of docs/methods/baselines.md §5 (batch 128 background + 128 minority, DRW from 160).
+ImageNet-LT (ResNeXt-50 32x4d and ResNet-50): 100 epochs, warm-up 5, ×0.1 at 60 and 80, DRW from 80, batch 256 + 256.
+One departure from docs/methods/smcl.md (§3.2 step 1, §5 "gate", both [assumed, CMO]; its open question 8): augmentation
+runs to the last epoch (aug_end 0) instead of stopping 3 epochs early. CMO's plain last epochs leave BatchNorm with the
 statistics of plain batches only, which measured worse on CIFAR-10-LT IF 100 (README: the `cmo_gate` ablation).
-Every other SMCL switch stays at its smcl.md §3.4 default. Run: python training/make_method_configs_smcl.py
+Every other SMCL switch stays at its docs/methods/smcl.md §3.4 default. Run: python training/make_method_configs_smcl.py
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ltzoo import registry  # noqa: E402
 from training.make_configs import CIFAR_RECIPE, CONFIG_DIR, LARGE_RECIPES  # noqa: E402
 
-IMAGENET_LT_BATCH = 256  # smcl.md §5: 256 background + 256 minority images
+IMAGENET_LT_BATCH = 256  # docs/methods/smcl.md §5: 256 background + 256 minority images
 
 
 def smcl_config(entry: registry.ZooEntry, tag: str) -> dict[str, Any]:

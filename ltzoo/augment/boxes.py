@@ -1,4 +1,4 @@
-"""CutMix-style boxes: CMO's random box (baselines §6.3) and the SaliencyMix box centred on a peak (§9).
+"""CutMix-style boxes: CMO's random box (docs/methods/baselines.md §6.3) and the SaliencyMix box centred on a peak (§9).
 
 A box is (x1, y1, x2, y2) with x along the FIRST spatial axis (rows, size H) and y along the second (columns,
 size W), as the reference codes index `images[:, :, x1:x2, y1:y2]`. Boxes come as int64 tensors of shape (N, 4):

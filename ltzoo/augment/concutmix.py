@@ -1,4 +1,4 @@
-"""ConCutMix semantic label rectification (bcl_concutmix §3.4), exactly as the official code computes it.
+"""ConCutMix semantic label rectification (docs/methods/concutmix.md §3.4), exactly as the official code computes it.
 
 The area label ỹ of a CutMix image is blended with a "semantic" label from its distances to the class prototypes
 in the (unnormalised) contrastive space. Everything here is detached and float32 or wider: the label carries

@@ -1,4 +1,5 @@
-"""ConCutMix's CutMix (bcl_concutmix §3.3 steps 1-3): one box for the whole batch, the paste, the area label.
+"""ConCutMix's CutMix (docs/methods/concutmix.md §3.3 steps 1-3): one box for the whole batch, the paste, the area
+label.
 
 The box is CMO's random box (`ltzoo.augment.boxes`); ConCutMix draws one per batch, so λ is one scalar.
 """

@@ -1,5 +1,5 @@
-"""DSCL's views on batches (dscl §2.2, CIFAR §5): two global crops, L patch boxes drawn on the first, the patches,
-and the query / key / patch colour pipelines.
+"""DSCL's views on batches (docs/methods/dscl.md §2.2, CIFAR §5): two global crops, L patch boxes drawn on the first,
+the patches, and the query / key / patch colour pipelines.
 
 The geometry (`GlobalPatchCrops`) comes first and is exact: g1 is flipped before its boxes are drawn, the boxes are
 (x1, y1, x2, y2) in g1's pixel coordinates, and each patch is g1 cropped at its box and resized. The query view is

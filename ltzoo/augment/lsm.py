@@ -1,5 +1,5 @@
-"""LSM's patch-level operators (lsm.md §3 steps 2–6): units, unit saliency, top-K mask, pixel mask, soft label,
-and `LSMPatchRegion`, the `patch_topk` region of the paired-minority engine (background = head, minority = tail).
+"""LSM's patch-level operators (docs/methods/lsm.md §3 steps 2–6): units, unit saliency, top-K mask, pixel mask, soft
+label, and `LSMPatchRegion`, the `patch_topk` region of the paired-minority engine (background = head, minority = tail).
 
 A batch of images (B, C, H, W) is cut into N = (H/p)(W/p) units of p×p pixels; unit j is the block at grid
 position (j div (W/p), j mod (W/p)), raster order. Unit masks are bool (B, N), True = the unit comes from the tail.
@@ -93,8 +93,8 @@ def dynamic_soft_label(
     """(w̄_h, w̄_t) per image: w_t = Σ_{M=1} ŝ^t, w_h = Σ_{M=0} ŝ^h (or 1 − K/N with `area`), w̄ = w/(w_t + w_h).
 
     `normalise=False` returns (w_h, w_t); either way w_t + w_h < ε falls back to the area weights (1 − K/N, K/N).
-    Top-K keeps w_t ≥ K/N, but w̄_t can fall below K/N when the head's salient units survive (lsm.md §3 step 6
-    says it cannot; the formula is followed).
+    Top-K keeps w_t ≥ K/N, but w̄_t can fall below K/N when the head's salient units survive (docs/methods/lsm.md §3
+    step 6 says it cannot; the formula is followed).
     """
     if head_weight not in HEAD_WEIGHTS:
         raise ValueError(f"unknown head weight {head_weight!r}; choose one of {HEAD_WEIGHTS}")

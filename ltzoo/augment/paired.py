@@ -1,5 +1,6 @@
-"""The paired-minority engine of CMO, SMCL and LSM (baselines §6): one background batch from the ordinary loader,
-one minority batch from a class-aware stream, and a region of the background replaced by minority content.
+"""The paired-minority engine of CMO, SMCL and LSM (docs/methods/baselines.md §6): one background batch from the
+ordinary loader, one minority batch from a class-aware stream, and a region of the background replaced by minority
+content.
 
 Pluggable parts: the minority sampler (`cmo_uniform`, `effnum`, `reversed`); the region (`random_box`, a
 `saliency_box` centred on the peak of a `cam` / `gradcam` / `opencv_finegrained` map, or `patch_topk` from a
@@ -58,7 +59,8 @@ class PairedBatch:
 
 
 class PairedMinorityEngine:
-    """Gate, minority stream and mixing of baselines §6, with pluggable parts (see the module docstring).
+    """Gate, minority stream and mixing of docs/methods/baselines.md §6, with pluggable parts (see the module
+    docstring).
 
     Per step: `draw_minor(epoch)` gives the minority batch (every step of an eligible epoch, as CMO draws it);
     `gate(epoch)` is one coin per batch, open when aug_start < e < E − aug_end and u < p_aug; `mix` builds the
@@ -196,7 +198,7 @@ class PairedMinorityEngine:
     def _saliency_label_weight(self, model: nn.Module, images: Tensor, labels: Tensor, minor_images: Tensor,
                                minor_labels: Tensor, mask: Tensor, area: Tensor, eps: float = 1e-8) -> Tensor:
         """λ̂ = ρ/(ρ + ρ'), ρ = 1 − Σ_M S (background saliency kept), ρ' = Σ_M S' (minority saliency pasted);
-        S, S' the `sum`-normalised own-label maps (baselines §10); the area weight where ρ + ρ' < ε."""
+        S, S' the `sum`-normalised own-label maps (docs/methods/baselines.md §10); the area weight where ρ + ρ' < ε."""
         both = torch.cat((images, minor_images))
         maps = model_saliency(model, both, torch.cat((labels, minor_labels)), self.saliency, "label")
         shares = normalize_maps(upsample(maps, tuple(images.shape[-2:])), "sum")

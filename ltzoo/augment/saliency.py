@@ -1,4 +1,5 @@
-"""Saliency maps for mixing: the model's CAM and Grad-CAM (baselines §8) and OpenCV's fine-grained detector (§9).
+"""Saliency maps for mixing: the model's CAM and Grad-CAM (docs/methods/baselines.md §8) and OpenCV's fine-grained
+detector (§9).
 
 The model maps come from one no-grad forward with the saliency-pass BN hygiene (batch statistics, running
 statistics untouched, no parameter gradients); Grad-CAM then back-propagates through the head only.

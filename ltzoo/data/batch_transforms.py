@@ -703,7 +703,8 @@ class RandAugment:
 def cifar_train_transform(
     mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD
 ) -> Compose:
-    """CIFAR training views: RandomCrop(32, padding=4) + horizontal flip + Normalize (baselines spec 1.1)."""
+    """CIFAR training views: RandomCrop(32, padding=4) + horizontal flip + Normalize
+    (docs/methods/baselines.md §1.1)."""
     return Compose([RandomCropFlip(32, padding=4), Normalize(mean, std)])
 
 
@@ -715,7 +716,7 @@ def cifar_eval_transform(mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float
 def cifar_contrastive_transform(
     mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD
 ) -> Compose:
-    """ConCutMix CIFAR contrastive view (bcl_concutmix spec 3.5): crop 0.2-1, flip, jitter, grayscale, blur."""
+    """ConCutMix CIFAR contrastive view (docs/methods/concutmix.md §3.5): crop 0.2-1, flip, jitter, grayscale, blur."""
     return Compose(
         [
             RandomResizedCrop(32, scale=(0.2, 1.0)),
@@ -731,5 +732,6 @@ def cifar_contrastive_transform(
 def cifar_autoaugment_transform(
     mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD
 ) -> Compose:
-    """ConCutMix CIFAR classification view v0 (spec 3.5): crop + flip + AutoAugment CIFAR-10 (fill 128) + Normalize."""
+    """ConCutMix CIFAR classification view v0 (docs/methods/concutmix.md §3.5): crop + flip + AutoAugment CIFAR-10 (fill
+    128) + Normalize."""
     return Compose([RandomCropFlip(32, padding=4), AutoAugmentCIFAR10(fill=128), Normalize(mean, std)])

@@ -1,4 +1,5 @@
-"""CIFAR-10-LT and CIFAR-100-LT, built exactly as kaidic/LDAM-DRW and naver-ai/cmo do (baselines.md §1.1)."""
+"""CIFAR-10-LT and CIFAR-100-LT, built exactly as kaidic/LDAM-DRW and naver-ai/cmo do
+(docs/methods/baselines.md §1.1)."""
 
 from __future__ import annotations
 

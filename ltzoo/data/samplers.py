@@ -41,7 +41,8 @@ def class_probabilities(class_counts: Sequence[int] | np.ndarray, kind: str, bet
     """Probability of drawing each class: instance ∝ n_k; class_balanced uniform; sqrt ∝ √n_k; reversed ∝ 1/n_k;
     effective_number ∝ 1/E_k with E_k = (1 − β^{n_k})/(1 − β). Classes with no images get 0.
 
-    Aliases from the specs: ``cmo_uniform`` and ``class_uniform`` = class_balanced, ``effnum`` = effective_number.
+    Aliases used in docs/methods/: ``cmo_uniform`` and ``class_uniform`` = class_balanced, ``effnum`` =
+    effective_number.
     """
     counts = np.asarray(class_counts, dtype=np.float64)
     if counts.ndim != 1 or counts.size == 0 or (counts < 0).any() or not (counts > 0).any():

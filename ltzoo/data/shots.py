@@ -1,4 +1,4 @@
-"""Many / medium / few class groups by training count: the one rule used everywhere (baselines.md §2)."""
+"""Many / medium / few class groups by training count: the one rule used everywhere (docs/methods/baselines.md §2)."""
 
 from __future__ import annotations
 

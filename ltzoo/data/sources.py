@@ -1,4 +1,4 @@
-"""Find and load the raw CIFAR-10/100 arrays, wherever the user keeps them (DESIGN.md "Data roots").
+"""Find and load the raw CIFAR-10/100 arrays, wherever the user keeps them (docs/design.md §7 "Data roots").
 
 Roots are tried in order: an explicit ``root``; ``$LTZOO_DATA``; the shared folder ``../shared/data`` beside the
 checkout; the default ``~/.cache/ltzoo/data`` (where ``download=True`` puts torchvision's files). Each root may hold

@@ -1,4 +1,4 @@
-"""Split-file datasets for ImageNet-LT, iNaturalist 2018 and Places-LT (baselines.md §1.2).
+"""Split-file datasets for ImageNet-LT, iNaturalist 2018 and Places-LT (docs/methods/baselines.md §1.2).
 
 A split list has one ``relative/path label`` line per image (the OLTR lists shipped by
 facebookresearch/classifier-balancing); images are read from ``image_root / relative/path``.

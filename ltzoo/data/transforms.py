@@ -1,4 +1,4 @@
-"""Per-image transforms: the large-scale benchmarks' train/eval pipelines (baselines.md §1.2) and the eval
+"""Per-image transforms: the large-scale benchmarks' train/eval pipelines (docs/methods/baselines.md §1.2) and the eval
 pipeline a timm-style pretrained cfg asks for."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Base class of every per-sample label loss, with the class-weighted mean of baselines §4.1."""
+"""Base class of every per-sample label loss, with the class-weighted mean of docs/methods/baselines.md §4.1."""
 
 from collections.abc import Sequence
 

@@ -1,4 +1,4 @@
-"""Balanced contrastive loss, BCL (Zhu et al., CVPR 2022; bcl_concutmix §2.3 step 4)."""
+"""Balanced contrastive loss, BCL (Zhu et al., CVPR 2022; docs/methods/concutmix.md §2.3 step 4)."""
 
 import torch
 from torch import Tensor, nn

@@ -19,7 +19,7 @@ class CrossEntropyLoss(ClassificationLoss):
 class SoftTargetCrossEntropy(nn.Module):
     """Soft-target CE: L = −(1/B) Σ_i Σ_c y_ic · log softmax(z_i + τ·log π)_c.
 
-    Built with class counts it is the logit-adjusted form of ConCutMix (bcl_concutmix §3.3); without,
+    Built with class counts it is the logit-adjusted form of ConCutMix (docs/methods/concutmix.md §3.3); without,
     τ·log π is 0. Uses log_softmax in float32, so an underflowing probability cannot give NaN (§0.4).
     """
 

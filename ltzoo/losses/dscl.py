@@ -1,5 +1,5 @@
-"""DSCL's two losses (Xuan & Zhang, AAAI 2024; dscl §2.3 steps 5–6): decoupled supervised contrast and patch-based
-self distillation, both against a MoCo memory of keys."""
+"""DSCL's two losses (Xuan & Zhang, AAAI 2024; docs/methods/dscl.md §2.3 steps 5–6): decoupled supervised contrast and
+patch-based self distillation, both against a MoCo memory of keys."""
 
 from __future__ import annotations
 

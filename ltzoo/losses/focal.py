@@ -1,4 +1,4 @@
-"""Focal loss (Lin et al.), the LDAM-DRW CIFAR baseline form (baselines §4.4)."""
+"""Focal loss (Lin et al.), the LDAM-DRW CIFAR baseline form (docs/methods/baselines.md §4.4)."""
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,9 +17,10 @@ class FocalLoss(ClassificationLoss):
         self.gamma = float(gamma)
 
     def set_class_weight(self, weight: Tensor | None) -> None:
-        """Refuse class weights (baselines §4.4); None is accepted and leaves the loss unweighted."""
+        """Refuse class weights (docs/methods/baselines.md §4.4); None is accepted and leaves the loss unweighted."""
         if weight is not None:
-            raise ValueError("FocalLoss is unweighted by design (baselines §4.4); it takes no class weight")
+            raise ValueError("FocalLoss is unweighted by design (docs/methods/baselines.md §4.4); "
+                             "it takes no class weight")
         super().set_class_weight(None)
 
     def per_sample(self, logits: Tensor, target: Tensor) -> Tensor:

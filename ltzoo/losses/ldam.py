@@ -1,4 +1,4 @@
-"""LDAM, label-distribution-aware margin loss (Cao et al.; baselines §4.2)."""
+"""LDAM, label-distribution-aware margin loss (Cao et al.; docs/methods/baselines.md §4.2)."""
 
 from collections.abc import Sequence
 

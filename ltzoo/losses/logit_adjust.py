@@ -1,4 +1,4 @@
-"""Logit adjustment (Menon et al.) and Balanced Softmax: CE on z + τ·log π (baselines §4.3)."""
+"""Logit adjustment (Menon et al.) and Balanced Softmax: CE on z + τ·log π (docs/methods/baselines.md §4.3)."""
 
 from collections.abc import Sequence
 

@@ -1,4 +1,4 @@
-"""Two-label mixed loss shared by CMO, SMCL and LSM (baselines §4.1 and §6.5)."""
+"""Two-label mixed loss shared by CMO, SMCL and LSM (docs/methods/baselines.md §4.1 and §6.5)."""
 
 from torch import Tensor
 

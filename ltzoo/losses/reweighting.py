@@ -1,4 +1,4 @@
-"""Class-balanced ("effective number") weights and deferred re-weighting, DRW (baselines §4.1)."""
+"""Class-balanced ("effective number") weights and deferred re-weighting, DRW (docs/methods/baselines.md §4.1)."""
 
 from collections.abc import Sequence
 

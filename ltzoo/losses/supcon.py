@@ -1,4 +1,4 @@
-"""Supervised contrastive loss, SupCon (Khosla et al.; baselines §7)."""
+"""Supervised contrastive loss, SupCon (Khosla et al.; docs/methods/baselines.md §7)."""
 
 import torch
 from torch import Tensor, nn

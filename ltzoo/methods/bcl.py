@@ -1,4 +1,4 @@
-"""BCL, balanced contrastive learning (bcl_concutmix §2): L = α·LA-CE(v0) + β·L_BCL(v1, v2, prototypes)."""
+"""BCL, balanced contrastive learning (docs/methods/concutmix.md §2): L = α·LA-CE(v0) + β·L_BCL(v1, v2, prototypes)."""
 
 from __future__ import annotations
 

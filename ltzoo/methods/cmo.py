@@ -1,4 +1,5 @@
-"""CMO, context-rich minority oversampling (baselines §6), and the base every paired-minority method shares."""
+"""CMO, context-rich minority oversampling (docs/methods/baselines.md §6), and the base every paired-minority method
+shares."""
 
 from __future__ import annotations
 
@@ -67,8 +68,8 @@ class PairedMinorityMethod(TrainingMethod):
         return self.engine.mix(unwrap(model), batch.images, batch.labels, minor), minor
 
     def mixed_loss(self, logits: torch.Tensor, paired: PairedBatch) -> torch.Tensor:
-        """L_MCE = Σ λ̂_i w_{y_i} ℓ(·, y_i)/Σ w_{y_i} + Σ λ̂'_i w_{y'_i} ℓ(·, y'_i)/Σ w_{y'_i} (baselines §4.1), with
-        λ̂' = 1 − λ̂ except for LSM's unnormalised label weights."""
+        """L_MCE = Σ λ̂_i w_{y_i} ℓ(·, y_i)/Σ w_{y_i} + Σ λ̂'_i w_{y'_i} ℓ(·, y'_i)/Σ w_{y'_i}
+        (docs/methods/baselines.md §4.1), with λ̂' = 1 − λ̂ except for LSM's unnormalised label weights."""
         return mixed_label_loss(self.loss, logits, paired.labels, paired.minor_labels, paired.lam, paired.minor_lam)
 
     def plain_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:

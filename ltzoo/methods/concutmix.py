@@ -1,5 +1,5 @@
-"""ConCutMix, contrastive CutMix on BCL (bcl_concutmix §3): CutMix of v0 with a class-balanced patch image, whose
-area label is rectified by prototype similarities after the warm-up epoch E_w."""
+"""ConCutMix, contrastive CutMix on BCL (docs/methods/concutmix.md §3): CutMix of v0 with a class-balanced patch image,
+whose area label is rectified by prototype similarities after the warm-up epoch E_w."""
 
 from __future__ import annotations
 

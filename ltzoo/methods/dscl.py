@@ -1,4 +1,5 @@
-"""DSCL, decoupled supervised contrastive learning with patch-based self distillation (dscl §2–§3), in two stages:
+"""DSCL, decoupled supervised contrastive learning with patch-based self distillation (docs/methods/dscl.md §2–§3), in
+two stages:
 
 - `DSCLMethod` ("dscl", stage 1): MoCo-style representation learning, L = L_DSCL + λ_pbsd · L_PBSD;
 - `DSCLProbe` ("dscl_probe", stage 2): a class-balanced linear probe on the frozen stage-1 encoder, whose BN running
@@ -91,7 +92,7 @@ class DSCLMethod(TrainingMethod):
     """
 
     exports_release = False  # the release is the stage-2 probe's model
-    drop_last = True  # dscl §2.6 / §5: whole batches only, so the queue fills in batch-sized blocks
+    drop_last = True  # docs/methods/dscl.md §2.6 / §5: whole batches only, so the queue fills in batch-sized blocks
 
     name = "dscl"
 

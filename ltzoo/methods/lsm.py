@@ -1,4 +1,5 @@
-"""LSM, saliency-guided local semantic mixing (lsm.md), as a plug-in on the CE / CE-DRW / LDAM-DRW base losses."""
+"""LSM, saliency-guided local semantic mixing (docs/methods/lsm.md), as a plug-in on the CE / CE-DRW / LDAM-DRW base
+losses."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ..augment.lsm import LSMPatchRegion
 from ..augment.paired import PairedMinorityEngine
 from .cmo import PairedMinorityMethod
 
-# lsm.md §3 step 0 sampler name -> the paired engine's name for the same distribution
+# docs/methods/lsm.md §3 step 0 sampler name -> the paired engine's name for the same distribution
 TAIL_SAMPLERS = {"class_uniform": "cmo_uniform", "reversed": "reversed"}
 CAM_SOURCES = ("current",)
 
@@ -18,7 +19,8 @@ class LSMMethod(PairedMinorityMethod):
     L = Σ w̄_h c_{y_h} ℓ(·, y_h)/Σ c_{y_h} + Σ w̄_t c_{y_t} ℓ(·, y_t)/Σ c_{y_t}; the base step when the gate is shut.
 
     The gate (mix_start < e < E − mix_end, u < p_mix), the class-aware tail stream and the pasting are the paired
-    engine's (baselines §6); the unit mask and label weights are `LSMPatchRegion`'s. No parameters are added.
+    engine's (docs/methods/baselines.md §6); the unit mask and label weights are `LSMPatchRegion`'s. No parameters are
+    added.
     """
 
     name = "lsm"

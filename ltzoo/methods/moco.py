@@ -1,5 +1,5 @@
-"""The MoCo machinery DSCL trains with (dscl §2.1, §2.3 steps 4 and 8, §2.4, §2.5): a momentum key encoder, a
-labelled memory queue, and the key-encoder batch norm that keeps q_i and k_i from sharing batch statistics.
+"""The MoCo machinery DSCL trains with (docs/methods/dscl.md §2.1, §2.3 steps 4 and 8, §2.4, §2.5): a momentum key
+encoder, a labelled memory queue, and the key-encoder batch norm that keeps q_i and k_i from sharing batch statistics.
 
 torch.distributed is optional: with no initialised process group every gather is the identity and the key BN is
 the local `split` or `plain` form; with one, keys are all-gathered and the key BN is MoCo's cross-process shuffle.
@@ -48,8 +48,8 @@ def broadcast_buffers(module: nn.Module) -> None:
 
 
 def check_queue_size(size: int, global_batch: int) -> None:
-    """Raise unless the queue size K is a multiple of the global batch (dscl §2.3 step 8), so that full batches
-    land in contiguous blocks and the queue turns over in whole batches."""
+    """Raise unless the queue size K is a multiple of the global batch (docs/methods/dscl.md §2.3 step 8), so that full
+    batches land in contiguous blocks and the queue turns over in whole batches."""
     if size % global_batch:
         raise ValueError(f"queue_size {size} is not divisible by the global batch {global_batch} "
                          "(per-process batch × processes); pick a multiple of it")

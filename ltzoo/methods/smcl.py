@@ -1,5 +1,5 @@
-"""SMCL, saliency masked contrastive learning (smcl.md §3): mask the salient part of a background image with
-minority content, train L_MCE on the masked images and pull them toward their minority class with L_MSC."""
+"""SMCL, saliency masked contrastive learning (docs/methods/smcl.md §3): mask the salient part of a background image
+with minority content, train L_MCE on the masked images and pull them toward their minority class with L_MSC."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def mixed_positive_mask(contrast: Tensor, labels: Tensor, minor_labels: Tensor, 
 
 
 class SMCL(PairedMinorityMethod):
-    """SMCL-paste (smcl.md §3.2), every switch of §3.4 a constructor option.
+    """SMCL-paste (docs/methods/smcl.md §3.2), every switch of §3.4 a constructor option.
 
     Augmented step: x̃ = x with a Beta box around its saliency peak replaced by the minority image x'; one
     forward over [x̃ ; x'] (2B); L = L_MCE(x̃; y, y', λ̂) + w_msc · SupCon over the projections, x̃ and x' both
@@ -119,7 +119,7 @@ class SMCL(PairedMinorityMethod):
         return out["logits"], F.normalize(out[PROJECTION_HEAD].float(), dim=1)
 
     def _masked_step(self, model: nn.Module, batch: Batch, paired: PairedBatch) -> tuple[Tensor, dict[str, Any]]:
-        """L = L_MCE + w_msc · L_MSC over [x̃ ; (x) ; x'] (smcl.md §3.2 steps 5–6)."""
+        """L = L_MCE + w_msc · L_MSC over [x̃ ; (x) ; x'] (docs/methods/smcl.md §3.2 steps 5–6)."""
         if not self.contrastive:
             l_mce = self.mixed_loss(model(paired.images), paired)
             return l_mce, {"loss": l_mce.detach(), "l_msc": 0.0, "augmented": 1.0}
