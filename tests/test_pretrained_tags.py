@@ -137,6 +137,15 @@ def test_a_flipped_bit_is_refused_by_plain_timm_local_paths(release_copy: Path) 
                           pretrained_cfg_overlay=dict(file=str(release_copy / "model.safetensors")))
 
 
+def test_timms_own_checkpoint_path_is_checked_for_ltzoo_architectures(release_copy: Path) -> None:
+    weights = release_copy / "model.safetensors"
+    loaded = timm.create_model("resnet32_cifar", checkpoint_path=str(weights))
+    assert torch.equal(loaded.state_dict()["fc.bias"], ltzoo.create_model(CE, checkpoint_path=weights).fc.bias)
+    flip_last_byte(weights)
+    with pytest.raises(CorruptWeightsError, match="sha256 mismatch"):
+        timm.create_model("resnet32_cifar", checkpoint_path=str(weights))
+
+
 def test_a_release_folders_weights_are_checked_against_the_registry_without_config(tmp_path: Path) -> None:
     folder = tmp_path / CE  # named for the release, no config.json beside the file
     folder.mkdir()

@@ -7,6 +7,9 @@ and `build_model_with_cfg` (pretrained loading, head adaptation, `features_only`
 applies ltzoo's sha256 policy (`hub.verify_pretrained_source`) to the weights timm is about to load, so
 `timm.create_model("<arch>.<tag>", pretrained=True)`, `hf-hub:` and `local-dir:` names are verified like
 `ltzoo.create_model`; the load refuses NaN/Inf weights (`hub.refuse_non_finite` as timm's `pretrained_filter_fn`).
+`timm.create_model(arch, checkpoint_path=...)` loads after the entry function has returned, through the
+`load_checkpoint` name of timm's factory module; for ltzoo's architectures that name is wrapped to apply the same
+local policy first (safetensors only, sha256 checked where one is recorded), and other timm models are untouched.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
+from timm.models import _factory, build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 from torch import nn
 
 from .. import hub, registry
+from .base import LongTailClassifier
 from .ltnet import LTNet
 from .resnet_cifar import CifarResNet
 
@@ -142,3 +146,17 @@ def lt_resnext50_32x4d(pretrained: bool = False, **kwargs: Any) -> LTNet:
 def lt_resnet152(pretrained: bool = False, **kwargs: Any) -> LTNet:
     """ResNet-152 backbone from timm with a long-tail classifier head (Places-LT)."""
     return _create(LTNet, "lt_resnet152", pretrained, backbone="resnet152", **kwargs)
+
+
+_timm_load_checkpoint = _factory.load_checkpoint
+
+
+def _verified_load_checkpoint(model: nn.Module, checkpoint_path: str, *args: Any, **kwargs: Any) -> Any:
+    """timm's `load_checkpoint` for `create_model(..., checkpoint_path=)`, after ltzoo's local policy where the model
+    is (or wraps, as `features_only` does) an ltzoo architecture."""
+    if any(isinstance(m, LongTailClassifier) for m in model.modules()):
+        hub.check_local_weights(checkpoint_path)
+    return _timm_load_checkpoint(model, checkpoint_path, *args, **kwargs)
+
+
+_factory.load_checkpoint = _verified_load_checkpoint
