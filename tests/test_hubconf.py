@@ -54,7 +54,7 @@ def test_every_registry_name_and_tag_is_an_entry_point(hubconf: ModuleType) -> N
 def test_torch_hub_load_reaches_a_tag_by_name_and_by_argument() -> None:
     by_name = torch.hub.load(str(REPO_DIR), "resnet32_ce_cifar100_lt.if10", source="local")
     by_tag = torch.hub.load(str(REPO_DIR), "resnet32_ce_cifar100_lt", source="local", tag="if10")
-    assert by_name.pretrained_cfg["tag"] == by_tag.pretrained_cfg["tag"] == "if10"
+    assert by_name.pretrained_cfg["zoo_name"] == by_tag.pretrained_cfg["zoo_name"] == "resnet32_ce_cifar100_lt.if10"
 
 
 def test_torch_hub_load_of_a_tag_loads_that_tags_published_weights(

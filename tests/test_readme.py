@@ -190,7 +190,8 @@ def test_activation_puts_the_commands_of_the_environment_first(workspace: tuple[
 def test_the_python_usage_block_runs(workspace: tuple[Path, dict[str, str]], served: str):
     repo, env = workspace
     [block] = snippets_of("python_use")
-    check = "\nassert m.pretrained_cfg['tag'] == 'if50'\nprint(ltzoo.list_models('*cifar10_lt', pretrained=True))\n"
+    check = ("\nassert m.pretrained_cfg['zoo_name'] == 'resnet32_smcl_cifar100_lt.if50'\n"
+             "print(ltzoo.list_models('*cifar10_lt', pretrained=True))\n")
     out = run("python -", repo, {**env, "HF_ENDPOINT": served}, stdin=block + check).stdout
     assert "resnet32_ce_cifar10_lt.if100" in out
 
