@@ -9,7 +9,6 @@ file's sha256, so a torn or damaged checkpoint is detected and `--resume auto` c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -21,6 +20,8 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_file, save_model
+
+from ltzoo.hub import sha256_file
 
 META = "meta.json"
 MODEL = "model.safetensors"
@@ -101,14 +102,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     """Flush a file's or a folder's entry to disk (a folder's fsync makes the names in it durable)."""
     fd = os.open(path, os.O_RDONLY)
@@ -149,7 +142,7 @@ def commit(staging: Path, ckpt: Path, meta: dict[str, Any], world_size: int) -> 
     names = [MODEL, OPTIMIZER, METHOD, *(rng_file(r) for r in range(world_size))]
     for name in names:
         _fsync(staging / name)
-    meta = {**meta, "world_size": world_size, "files": {name: sha256(staging / name) for name in names}}
+    meta = {**meta, "world_size": world_size, "files": {name: sha256_file(staging / name) for name in names}}
     (staging / META).write_text(json.dumps(meta))
     _fsync(staging / META)
     _fsync(staging)
@@ -184,7 +177,7 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
     for name, expected in meta["files"].items():
         if not (ckpt / name).is_file():
             raise CheckpointError(f"{name} is missing")
-        if sha256(ckpt / name) != expected:
+        if sha256_file(ckpt / name) != expected:
             raise CheckpointError(f"{name} is damaged (sha256 differs from the one {META} recorded)")
     return meta
 
