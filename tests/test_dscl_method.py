@@ -369,6 +369,7 @@ def test_probe_sampler_draws_classes_uniformly():
 
 def test_probe_image_transform_gives_one_augmented_normalised_tensor_per_image():
     method = build_method("dscl_probe", [5, 3, 2], 2, init_from="unused")
+    torch.manual_seed(0)  # a random crop of a dark corner can hold no value above the mean: fix the crop
     view = method.image_transform(MEAN, STD, 64)(Image.fromarray(cifar_images(1)[0]))
     assert view.shape == (3, 64, 64) and view.dtype == torch.float32
     assert view.min() < 0 < view.max()
