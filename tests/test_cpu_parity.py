@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from ltzoo.data.sources import shared_data_dir
 
@@ -25,12 +27,19 @@ RECORD = json.loads((ROOT / "tests" / "data" / "cpu_parity.json").read_text())
 
 
 @pytest.fixture(autouse=True)
-def same_platform_and_data() -> None:
-    if cpu_parity.platform_key() != RECORD["platform"]:
-        pytest.skip(f"the record is from {RECORD['platform']!r}; this is {cpu_parity.platform_key()!r}")
-    data = os.environ.get("LTZOO_DATA") or shared_data_dir()
-    if data is None or not (Path(data) / "cifar10_train_jpeg.npz").is_file():
-        pytest.skip("needs the shared CIFAR-10 archives (the shared data folder or $LTZOO_DATA)")
+def same_platform_and_data() -> Iterator[None]:
+    """The record's thread count (float sums depend on it) for the test; other CPUs or torch builds skip."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if cpu_parity.platform_key() != RECORD["platform"]:
+            pytest.skip(f"the record is from {RECORD['platform']!r}; this is {cpu_parity.platform_key()!r}")
+        data = os.environ.get("LTZOO_DATA") or shared_data_dir()
+        if data is None or not (Path(data) / "cifar10_train_jpeg.npz").is_file():
+            pytest.skip("needs the shared CIFAR-10 archives (the shared data folder or $LTZOO_DATA)")
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_every_cifar_pipeline_gives_the_recorded_batches_bit_for_bit():
