@@ -154,16 +154,14 @@ def cmd_serve_hub(args: argparse.Namespace) -> None:
     from .hub_server import LocalHub
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a flag, not KeyboardInterrupt: Ctrl-C mid-print stops cleanly too
+        signal.signal(signum, lambda *_: stop.set())
     with LocalHub(args.releases, port=args.port) as hub:
         print(f"serving {len(hub.repo_ids)} release(s) from {Path(args.releases).resolve()}:")
         for repo_id in hub.repo_ids:
             print(f"  {repo_id}")
         print(f"\nexport HF_ENDPOINT={hub.endpoint}\n(Ctrl-C to stop)", flush=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):
             pass
     print("stopped")
 
