@@ -31,9 +31,9 @@ from ltzoo.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package
+from training.builders import build_config_method, build_training_model  # noqa: E402
 from training.config import TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
-from training.train import build_config_method, build_training_model  # noqa: E402
 
 
 def variant_config(name: str, overrides: list[str]) -> TrainConfig:

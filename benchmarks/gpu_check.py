@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from ltzoo import registry  # noqa: E402
 from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
+from training.builders import build_config_method, build_optimizer, build_training_model  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
-from training.train import build_config_method, build_training_model, param_groups  # noqa: E402
 
 RECIPES = ("ce", "ce_drw", "ldam_drw", "bsce", "bcl", "concutmix", "ce_lsm", "ce_drw_lsm", "ldam_drw_lsm", "smcl",
            "dscl")
@@ -74,9 +74,7 @@ def one_epoch(recipe: str, device: torch.device, epoch: int, max_steps: int | No
     method = build_config_method(cfg, data.class_counts)
     loader = data.make_train(method)
     model = build_training_model(cfg, method).to(device)
-    optimizer = torch.optim.SGD(param_groups(model, cfg.optim.backbone_lr_scale), lr=cfg.optim.lr,
-                                momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
-                                nesterov=cfg.optim.nesterov)
+    optimizer = build_optimizer(cfg, model)
     schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
     train_model = torch.compile(model) if compile_model else model
     bf16 = device.type == "cuda"

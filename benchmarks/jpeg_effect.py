@@ -27,7 +27,7 @@ from ltzoo.data import ArrayLoader, load_cifar
 from ltzoo.data.batch_transforms import cifar_eval_transform, cifar_train_transform
 from ltzoo.data.sources import shared_data_dir
 from ltzoo.evaluate import evaluate
-from ltzoo.validate import default_amp
+from ltzoo.precision import default_amp
 
 MODEL = "resnet32_ce_cifar10_lt"
 LOSSLESS = 4000

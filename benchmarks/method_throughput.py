@@ -4,7 +4,7 @@ Each method is a named entry of `BENCHES`: a factory that builds the method with
 CIFAR-10-LT zoo entry (its classifier, with the method's training-only heads), SGD, the main `ArrayLoader` and the
 method's second stream over the same synthetic uint8 images (on the training device, where they are augmented),
 and returns a `MethodBench` whose `step()` runs one
-full step (the method's `training_step` under bf16 autocast where `ltzoo.validate.default_amp()` says the
+full step (the method's `training_step` under bf16 autocast where `ltzoo.precision.default_amp()` says the
 hardware has it, backward, SGD) and whose `parts` accumulate the seconds of named sub-steps (e.g. SMCL's saliency
 pass; every method's `main batch`: the main loader's batch and its augmentation, the data pipeline's share).
 Throughput counts the background batch (128 images per step) for every method. Entries alternate over
@@ -32,8 +32,8 @@ from ltzoo.data.cifar import img_num_per_cls
 from ltzoo.data.loader import ArrayLoader
 from ltzoo.methods import TrainingMethod, TrainSet, build_method
 from ltzoo.models import build_train_heads
+from ltzoo.precision import default_amp
 from ltzoo.registry import CIFAR_MEAN, CIFAR_STD
-from ltzoo.validate import default_amp
 
 BATCH_SIZE = 128
 EPOCHS = 200

@@ -1,7 +1,7 @@
 """Images/s of one ResNet-32 CE training step (batch 128) on CIFAR-10-LT IF 100: ltzoo's loop against the reference.
 
 (a) ltzoo: ArrayLoader + batched `cifar_train_transform` in the main process, channels_last, bf16 autocast where the
-    CPU has native bf16 (`ltzoo.validate.default_amp()`), else fp32, `build_method("ce").training_step`, SGD.
+    CPU has native bf16 (`ltzoo.precision.default_amp()`), else fp32, `build_method("ce").training_step`, SGD.
 (b) reference, written as kaidic/LDAM-DRW's cifar_train.py does it: fp32, NCHW, per-image PIL RandomCrop(32, 4) +
     flip + ToTensor + Normalize in a `DataLoader(num_workers=2)`, `nn.CrossEntropyLoss`, SGD.
 
@@ -32,7 +32,7 @@ from ltzoo.data.batch_transforms import CIFAR_MEAN, CIFAR_STD, cifar_train_trans
 from ltzoo.data.cifar import CifarDataset, LongTailedCifar, cifar_lt
 from ltzoo.data.loader import ArrayLoader
 from ltzoo.methods import build_method
-from ltzoo.validate import default_amp
+from ltzoo.precision import default_amp
 
 BATCH_SIZE = 128
 MODEL = "resnet32_ce_cifar10_lt.if100"

@@ -58,7 +58,8 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     from .evaluation.test_distributions import parse_test_dists
-    from .validate import default_amp, validate
+    from .precision import default_amp
+    from .validate import validate
 
     test_dists = parse_test_dists(args.test_dist) if args.test_dist else None
     amp = default_amp() if args.amp == "auto" else args.amp

@@ -39,39 +39,16 @@ from ltzoo.evaluation.posthoc import posthoc_logits
 from ltzoo.evaluation.test_distributions import parse_test_dists, plot_test_dists, shifted_accuracies
 from ltzoo.factory import create_model
 from ltzoo.hub import sha256_file
+from ltzoo.precision import AMP_DTYPES, default_device
 from ltzoo.registry import get_pretrained_cfg, resolve
 
-__all__ = ["AMP_DTYPES", "HELDOUT_SEED", "SPLITS", "Evaluation", "default_amp", "heldout_indices",
-           "model_predictions", "test_dists_plot_path", "validate"]
+__all__ = ["HELDOUT_SEED", "SPLITS", "Evaluation", "heldout_indices", "model_predictions", "test_dists_plot_path",
+           "validate"]
 
 SPLITS: tuple[str, ...] = ("test", "val", "heldout")
 HELDOUT_SEED = 0
 
-AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16}
 MAX_JSON_CONFUSION_CLASSES = 1000
-_CPUINFO = Path("/proc/cpuinfo")
-
-
-def _cpu_has_native_bf16() -> bool:
-    """Whether /proc/cpuinfo lists a native bf16 instruction set (AVX-512 BF16 or AMX BF16)."""
-    try:
-        text = _CPUINFO.read_text()
-    except OSError:
-        return False
-    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def _device() -> torch.device:
-    """The device ``validate`` runs on: the current CUDA device when there is one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def default_amp() -> str | None:
-    """"bf16" when the device ``validate`` would use has native bf16 (CUDA bf16 support, or a bf16 CPU), else None."""
-    if _device().type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else None
-    return "bf16" if _cpu_has_native_bf16() else None
 
 
 @dataclass(frozen=True)
@@ -157,7 +134,7 @@ def _split_file_data(
     _, train_labels = read_split_list(find_split_list(benchmark, "train", data_dir), num_classes)
     dataset = SplitFileDataset(image_root, list_file, num_classes, eval_transform_from_cfg(cfg))
     loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=_num_workers(), pin_memory=_device().type == "cuda"
+        dataset, batch_size=batch_size, num_workers=_num_workers(), pin_memory=default_device().type == "cuda"
     )
     train_counts = np.bincount(train_labels, minlength=num_classes)
     identity = {"benchmark": benchmark, "split": split, "list_sha256": sha256_file(list_file),
@@ -246,7 +223,7 @@ def model_predictions(
     predictions = load_predictions(key) if use_cache else None
     if predictions is None:
         predictions = predict(model, data.loader, flip=flip, amp_dtype=AMP_DTYPES[amp] if amp else None,
-                              device=_device(), progress=progress, desc=f"{full_name} {split}",
+                              device=default_device(), progress=progress, desc=f"{full_name} {split}",
                               features=isinstance(model.get_classifier(), torch.nn.Linear))  # for tau_norm
         if use_cache:
             save_predictions(key, predictions, identity)

@@ -26,8 +26,8 @@ from ltzoo.methods import TrainSet
 from ltzoo.registry import CIFAR_MEAN, CIFAR_STD
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.builders import build_config_method, build_training_model  # noqa: E402
 from training.config import load_config  # noqa: E402
-from training.train import build_config_method, build_training_model  # noqa: E402
 
 META = torch.device("meta")
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"

@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
 
 from training import checkpoint  # noqa: E402
+from training.builders import param_groups  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
-from training.train import param_groups  # noqa: E402
 
 CONFIGS = ROOT / "training" / "configs"
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

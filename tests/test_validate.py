@@ -10,9 +10,11 @@ from fixtures import shared_file
 from PIL import Image
 
 import ltzoo
-from ltzoo.validate import default_amp, validate
+from ltzoo.precision import default_amp
+from ltzoo.validate import validate
 
 validate_module = importlib.import_module("ltzoo.validate")
+precision_module = importlib.import_module("ltzoo.precision")
 
 CIFAR10_MODEL = "resnet32_ce_cifar10_lt"
 
@@ -25,7 +27,7 @@ def cpu_only(monkeypatch):
 def write_cpuinfo(tmp_path, monkeypatch, flags):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 avx2 {flags}\n\nprocessor\t: 1\nflags\t\t: fpu\n")
-    monkeypatch.setattr(validate_module, "_CPUINFO", cpuinfo)
+    monkeypatch.setattr(precision_module, "_CPUINFO", cpuinfo)
 
 
 @pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])

@@ -35,10 +35,11 @@ from ltzoo import registry  # noqa: E402
 from ltzoo.data.splits import ImageReadError  # noqa: E402
 from ltzoo.evaluate import evaluate  # noqa: E402
 from ltzoo.hub import WEIGHTS_NAME, sha256_file  # noqa: E402
-from ltzoo.methods import TrainingMethod, build_method  # noqa: E402
+from ltzoo.methods import TrainingMethod  # noqa: E402
+from ltzoo.precision import default_amp  # noqa: E402
 from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
-from ltzoo.validate import default_amp  # noqa: E402
 from training import checkpoint  # noqa: E402
+from training.builders import build_config_method, build_optimizer, build_training_model  # noqa: E402
 from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
 from training.export import (  # noqa: E402
@@ -236,16 +237,6 @@ def save_selection(run_dir: Path, model: torch.nn.Module, epoch: int, val_top1: 
     return {"on": "val", "epoch": epoch, "val_top1": val_top1}
 
 
-def param_groups(model: torch.nn.Module, backbone_lr_scale: float) -> list[dict]:
-    """Classifier (and embedding) at the base LR, the rest at `backbone_lr_scale` × base (ltzoo.scheduler.set_lr).
-    Frozen parameters (requires_grad False, e.g. a linear probe's backbone) are not in the optimizer."""
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    head = [p for n, p in trainable if n.startswith(("fc.", "embed."))]
-    head_ids = {id(p) for p in head}
-    rest = [p for _, p in trainable if id(p) not in head_ids]
-    return [{"params": rest, "lr_scale": backbone_lr_scale}, {"params": head, "lr_scale": 1.0}]
-
-
 def state_digest(state: dict[str, Any]) -> str:
     """sha256 over a state dict in key order (tensors bitwise, other values by repr): equal digests, equal states."""
     digest = hashlib.sha256()
@@ -273,26 +264,6 @@ def hardware(accelerator: Accelerator) -> str:
     cpu = platform.processor() or platform.machine()
     return (f"{accelerator.num_processes} process(es) on {cpu} CPU, {torch.get_num_threads()} threads, "
             f"{precision_name(accelerator)}")
-
-
-def build_config_method(cfg: TrainConfig, class_counts: Any) -> TrainingMethod:
-    """The config's method, built with its `method:` options for these training class counts."""
-    options = {k: v for k, v in cfg.method.items() if k != "name"}
-    return build_method(cfg.method["name"], class_counts, cfg.epochs, **options)
-
-
-def build_training_model(cfg: TrainConfig, method: TrainingMethod,
-                         checkpoint: str | Path | None = None) -> torch.nn.Module:
-    """The config's zoo model (from `checkpoint` if given) with the method's training-only heads, in the config's
-    memory format, prepared by the method (e.g. DSCL's key encoder, the probe's frozen encoder)."""
-    model = ltzoo.create_model(cfg.full_name, checkpoint_path=checkpoint, **cfg.model)
-    heads_spec = method.heads_spec(model.head_hidden_size)
-    if heads_spec:
-        model.train_heads.update(ltzoo.models.build_train_heads(heads_spec))
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    method.prepare_model(model)
-    return model
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -345,9 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     heads_spec = method.heads_spec(model.head_hidden_size)
-    optimizer = torch.optim.SGD(param_groups(model, cfg.optim.backbone_lr_scale), lr=cfg.optim.lr,
-                                momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
-                                nesterov=cfg.optim.nesterov)
+    optimizer = build_optimizer(cfg, model)
     model, optimizer = accelerator.prepare(model, optimizer)
     train_model = torch.compile(model) if cfg.compile else model
 

@@ -24,8 +24,6 @@ from PIL import Image
 from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.utils import check_integrity
 
-import ltzoo
-
 __all__ = [
     "CIFAR_DATASETS",
     "CifarArrays",
@@ -37,7 +35,8 @@ __all__ = [
 
 CIFAR_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
 
-SHARED_DATA_DIR: Path = Path(ltzoo.__file__).resolve().parents[1].parent / "shared" / "data"
+# beside the checkout: <checkout>/ltzoo/data/sources.py -> <checkout>/../shared/data
+SHARED_DATA_DIR: Path = Path(__file__).resolve().parents[3] / "shared" / "data"
 DEFAULT_DATA_DIR: Path = Path.home() / ".cache" / "ltzoo" / "data"
 # $LTZOO_DECODED_CACHE moves the decoded-archive cache (the test suite points it at a temporary folder)
 DECODED_CACHE_DIR: Path = Path(os.environ.get("LTZOO_DECODED_CACHE") or Path.home() / ".cache" / "ltzoo" / "decoded")
