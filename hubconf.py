@@ -18,13 +18,14 @@ if _REPO_DIR not in _sys.path:  # loaded by file path rather than by torch.hub
 
 import ltzoo as _ltzoo  # noqa: E402
 from ltzoo import registry as _registry  # noqa: E402
+from ltzoo.benchmarks import BENCHMARKS as _BENCHMARKS  # noqa: E402
 
 dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors"]
 
 
 def _doc(name: str) -> str:
     entry, tag = _registry.resolve(name)
-    method, dataset = _registry.METHODS[entry.method], _registry.DATASETS[entry.dataset]
+    method, dataset = _registry.METHODS[entry.method], _BENCHMARKS[entry.dataset]
     tags = ", ".join(f"{t} (default)" if t == entry.default_tag else t for t in entry.tags)
     which = f"tag {tag}" if "." in name else "the default tag, or of `tag`"
     return (

@@ -34,11 +34,12 @@ sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the pa
 from training.builders import build_config_method, build_training_model  # noqa: E402
 from training.config import TrainConfig, load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
+from training.recipes import release_config  # noqa: E402
 
 
 def variant_config(name: str, overrides: list[str]) -> TrainConfig:
     """The training config of zoo entry `name` with `overrides` applied."""
-    return load_config(ROOT / registry.get_pretrained_cfg(name)["recipe"], overrides)
+    return load_config(ROOT / release_config(name), overrides)
 
 
 def restat(checkpoint: str | Path, cfg: TrainConfig, epoch: int, batches: int) -> nn.Module:

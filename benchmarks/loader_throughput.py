@@ -22,10 +22,11 @@ import torch
 from PIL import Image
 from torch.utils.data import RandomSampler
 
+from ltzoo.benchmarks import BENCHMARKS
 from ltzoo.data import splits
 from ltzoo.data.loader import image_loader
 from ltzoo.data.sources import load_cifar, shared_data_dir
-from ltzoo.data.splits import BENCHMARKS, SplitFileDataset
+from ltzoo.data.splits import SplitFileDataset
 from ltzoo.data.transforms import benchmark_transform
 
 BATCH_SIZE = 64

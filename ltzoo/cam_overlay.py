@@ -14,8 +14,9 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .augment import centred_boxes, kept_area, model_saliency, normalize_maps, peaks, upsample
+from .benchmarks import BENCHMARKS
 from .data.batch_transforms import Normalize
-from .data.cifar import ZOO_CIFAR_DATASETS, cifar_lt
+from .data.cifar import cifar_lt
 
 
 def overlay_figure(image: np.ndarray, cam: np.ndarray, box: Sequence[int] | None = None, title: str = "",
@@ -67,10 +68,10 @@ def save_cam_overlays(model: nn.Module, images: Tensor, labels: Tensor | None, m
 def cifar_test_images(zoo_dataset: str, indices: Sequence[int], data_dir: str | Path | None = None
                       ) -> tuple[Tensor, Tensor, list[str]]:
     """Images (uint8, B × 3 × 32 × 32), labels and class names of the balanced CIFAR test set at `indices`."""
-    if zoo_dataset not in ZOO_CIFAR_DATASETS:
+    if zoo_dataset not in BENCHMARKS or BENCHMARKS[zoo_dataset].kind != "cifar_lt":
         raise ValueError(f"only CIFAR-LT entries come with test images here, not {zoo_dataset!r}; "
                          "pass image files instead")
-    test = cifar_lt(ZOO_CIFAR_DATASETS[zoo_dataset], "test", root=data_dir)
+    test = cifar_lt(BENCHMARKS[zoo_dataset].cifar, "test", root=data_dir)
     chosen = np.asarray(indices)
     images = torch.from_numpy(np.ascontiguousarray(test.images[chosen])).permute(0, 3, 1, 2)
     return images, torch.as_tensor(test.labels[chosen], dtype=torch.long), list(test.class_names)

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from . import registry
+from .benchmarks import BENCHMARKS
 from .hub import WeightsError
 
 
@@ -33,12 +34,12 @@ def cmd_info(args: argparse.Namespace) -> None:
     lines = [
         f"{entry.name}.{tag}   (tags: {', '.join(entry.tags)}; default {entry.default_tag})",
         f"  method        {registry.METHODS[entry.method].title}  [{cfg['paper']}]",
-        f"  dataset       {registry.DATASETS[entry.dataset].title}"
+        f"  dataset       {BENCHMARKS[entry.dataset].title}"
         + (f", imbalance factor {cfg['imb_factor']:g}" if "imb_factor" in cfg else ""),
         f"  architecture  {entry.timm_arch} {entry.model_args}, {params:,} parameters",
         f"  input         {tuple(cfg['input_size'])}, mean {cfg['mean']}, std {cfg['std']}, crop_pct {cfg['crop_pct']}",
         f"  hub           {cfg['hf_hub_id']}",
-        f"  recipe        {entry.train_command(tag)}",
+        f"  recipe        {' then '.join(entry.recipe_ids(tag))}  ({registry.RECIPE_DOC})",
     ]
     note = registry.LTZOO_RECIPES.get((entry.method, entry.dataset))
     if note:
@@ -52,7 +53,7 @@ def cmd_info(args: argparse.Namespace) -> None:
             f"                by: {release.get('validate_command', 'ltzoo validate')}",
         ]
     else:
-        lines.append("  weights       not published yet (train them with the recipe command)")
+        lines.append("  weights       not published yet (train them from the recipe above)")
     print("\n".join(lines))
 
 

@@ -16,6 +16,7 @@ import timm
 from torch import nn
 
 from . import hub, registry
+from .benchmarks import imb_factor_of
 from .models import build_train_heads
 
 HF_HUB_PREFIX = "hf-hub:"
@@ -86,14 +87,15 @@ def create_model(
         repo_id, trained_classes = cfg.hf_hub_id, cfg.num_classes
         if pretrained and not (cfg.sha256 or checkpoint_path or overlay.get("file")):
             raise hub.WeightsNotAvailableError(
-                f"{model_name} has no published weights yet. Train them with:\n    {entry.train_command(tag)}\n"
-                "then load the result with "
-                "create_model(..., checkpoint_path='releases/<name>.<tag>/model.safetensors')."
+                f"{model_name} has no published weights yet: {entry.rebuild_hint(tag)}; then load the result with "
+                "create_model(..., checkpoint_path='<the export folder>/model.safetensors')."
             )
     local = overlay.get("file") if pretrained else None
     if checkpoint_path is not None and local is None:
         local = checkpoint_path
-        file_classes = hub.checkpoint_num_classes(hub.local_weights_file(checkpoint_path))
+        classifier = cfg.classifier if cfg is not None else hub.read_config(
+            hub.download(repo_id, hub.CONFIG_NAME))["pretrained_cfg"].get("classifier")
+        file_classes = classifier and hub.checkpoint_num_classes(hub.local_weights_file(checkpoint_path), classifier)
         if num_classes is None and trained_classes is not None and file_classes not in (None, trained_classes):
             raise hub.ClassCountMismatchError(
                 f"{checkpoint_path} holds a {file_classes}-class classifier but {model_name} has {trained_classes} "
@@ -111,14 +113,15 @@ def create_model(
             raise hub.WeightsNotAvailableError("with_heads=True needs weights: pass pretrained=True or checkpoint_path")
         _load_heads(model, Path(local) if local is not None else None, repo_id)
     if logit_adjust is not None or tau_norm is not None:
-        from .evaluation.posthoc import apply_posthoc, benchmark_train_counts
+        from .data.benchmark_sets import train_class_counts
+        from .evaluation.posthoc import apply_posthoc
 
         zoo_name = model.pretrained_cfg.get("zoo_name")
         if zoo_name is None:
             raise ValueError(f"{model_name} records no zoo name, so its training class counts are unknown; "
                              "post-hoc adjustment needs a zoo release")
         entry, tag = registry.resolve(zoo_name)
-        imb_factor = model.pretrained_cfg.get("imb_factor") or registry.DATASETS[entry.dataset].imb_factors.get(tag)
-        apply_posthoc(model, benchmark_train_counts(entry.dataset, imb_factor), logit_adjust=logit_adjust,
+        apply_posthoc(model, train_class_counts(entry.dataset, imb_factor_of(entry.dataset, tag)),
+                      logit_adjust=logit_adjust,
                       tau_norm=tau_norm)
     return model

@@ -30,6 +30,7 @@ _log = logging.getLogger("ltzoo")
 
 WEIGHTS_NAME = "model.safetensors"
 HEADS_NAME = "heads.safetensors"
+TRAIN_HEADS_PREFIX = "train_heads."  # state-dict keys of the training-only heads: heads.safetensors, not model's
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 # timm's pretrained-cfg fields a release's config.json records; never a weights source (the repo's own
@@ -303,9 +304,19 @@ def refuse_non_finite(state_dict: dict[str, torch.Tensor], model: nn.Module | No
     return state_dict
 
 
-def checkpoint_num_classes(path: str | Path, classifier_key: str = "fc") -> int | None:
+def split_train_heads(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A model's state dict as (inference weights: exactly what plain timm loads strictly, training-only heads keyed
+    relative to `train_heads`): what model.safetensors and heads.safetensors hold."""
+    n = len(TRAIN_HEADS_PREFIX)
+    inference = {k: v for k, v in state_dict.items() if not k.startswith(TRAIN_HEADS_PREFIX)}
+    heads = {k[n:]: v for k, v in state_dict.items() if k.startswith(TRAIN_HEADS_PREFIX)}
+    return inference, heads
+
+
+def checkpoint_num_classes(path: str | Path, classifier_key: str) -> int | None:
     """The class count a safetensors file's classifier was trained for (Linear: out × in; NormedLinear: in × out),
-    read from the file's header without loading the tensors."""
+    read from the file's header without loading the tensors. `classifier_key` is the classifier module's name, the
+    architecture's `pretrained_cfg["classifier"]`."""
     from safetensors import safe_open
 
     try:
@@ -340,14 +351,12 @@ def save_pretrained(
     `ltzoo_meta` goes to config.json's `ltzoo` block (name, tag, method, dataset, recipe, metrics, …); the sha256
     of each weights file is added to it.
     """
-    from .models import inference_state_dict, train_heads_state_dict  # here: models imports hub to verify loads
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().contiguous().cpu() for k, v in inference_state_dict(model).items()}
+    inference, heads = split_train_heads(model.state_dict())
+    weights = {k: v.detach().contiguous().cpu() for k, v in inference.items()}
     save_file(weights, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
     files = {WEIGHTS_NAME: sha256_file(out / WEIGHTS_NAME)}
-    heads = train_heads_state_dict(model)
     if heads:
         save_file({k: v.detach().contiguous().cpu() for k, v in heads.items()}, str(out / HEADS_NAME))
         files[HEADS_NAME] = sha256_file(out / HEADS_NAME)

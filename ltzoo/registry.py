@@ -1,38 +1,54 @@
 """The zoo's table: every `{arch}_{method}_{dataset}[.{tag}]` name, its architecture, recipe and weights.
 
-Data-driven like timm's pretrained cfgs: `ARCHS`, `METHODS` and `DATASETS` describe the parts, `ENTRIES` lists
-which combinations exist (one row each), and `releases.json` (written by the training export, never by hand)
-adds the sha256 and the metrics measured by `ltzoo validate` for each published tag.
+Data-driven like timm's pretrained cfgs: `ARCHS`, `METHODS` and the benchmarks (`ltzoo.benchmarks.BENCHMARKS`)
+describe the parts, `ENTRIES` lists which combinations exist (one row each), and `releases.json` (written by the
+training export, never by hand) adds the sha256 and the metrics measured by `ltzoo validate` for each published tag.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from timm.models import PretrainedCfg, split_model_name_tag
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2023, 0.1994, 0.2010)
+from .benchmarks import get_benchmark, imb_factor_of
+
 CIFAR_TAGS = ("if100", "if50", "if10")
 HUB_NAMESPACE_ENV = "LTZOO_HUB_NAMESPACE"
 DEFAULT_HUB_NAMESPACE = "ltzoo"
 RELEASES_FILE = Path(__file__).with_name("releases.json")
+# Where the repository explains how a recipe id is trained. ltzoo names recipes, never the training scripts' files or
+# commands: those belong to the repository's training/ folder, and each release's config.json and card carry the
+# command that trained it.
+RECIPE_DOC = 'the command that trains a recipe: ltzoo\'s README, "Rebuild any checkpoint"'
 
-# zoo arch name -> timm architecture registered by ltzoo.models
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A zoo architecture: the timm architecture ltzoo.models registers, and what timm's pretrained cfg says about its
+    modules. `classifier` is the name of the module `model.get_classifier()` returns (timm resets and adapts the
+    head by it), `first_conv` the stem's conv, `reduction` the input pixels per feature-map pixel."""
+
+    timm_name: str
+    first_conv: str
+    reduction: int
+    classifier: str = "fc"
+
+
 ARCHS = {
-    "resnet32": "resnet32_cifar",
-    "resnet50": "lt_resnet50",
-    "resnext50": "lt_resnext50_32x4d",
-    "resnet152": "lt_resnet152",
+    "resnet32": Arch("resnet32_cifar", "conv1", 4),
+    "resnet50": Arch("lt_resnet50", "backbone.conv1", 32),
+    "resnext50": Arch("lt_resnext50_32x4d", "backbone.conv1", 32),
+    "resnet152": Arch("lt_resnet152", "backbone.conv1", 32),
 }
 
 
@@ -70,28 +86,6 @@ METHODS = {
                    stages=("", "probe")),
 }
 
-
-@dataclass(frozen=True)
-class Dataset:
-    """A benchmark: class count, input size, normalisation, eval crop and the imbalance factor of each CIFAR tag."""
-
-    title: str
-    num_classes: int
-    input_size: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    crop_pct: float
-    imb_factors: dict[str, float] = field(default_factory=dict)  # CIFAR tag -> imbalance factor
-
-
-_CIFAR_IFS = {"if100": 100.0, "if50": 50.0, "if10": 10.0}
-DATASETS = {
-    "cifar10_lt": Dataset("CIFAR-10-LT", 10, (3, 32, 32), CIFAR_MEAN, CIFAR_STD, 1.0, _CIFAR_IFS),
-    "cifar100_lt": Dataset("CIFAR-100-LT", 100, (3, 32, 32), CIFAR_MEAN, CIFAR_STD, 1.0, _CIFAR_IFS),
-    "imagenet_lt": Dataset("ImageNet-LT", 1000, (3, 224, 224), IMAGENET_MEAN, IMAGENET_STD, 0.875),
-    "inat2018": Dataset("iNaturalist 2018", 8142, (3, 224, 224), (0.466, 0.471, 0.380), (0.195, 0.194, 0.192), 0.875),
-    "places_lt": Dataset("Places-LT", 365, (3, 224, 224), IMAGENET_MEAN, IMAGENET_STD, 0.875),
-}
 
 _BASELINES = ("ce", "ce_drw", "ldam_drw", "bsce")
 _LSM = ("ce_lsm", "ce_drw_lsm", "ldam_drw_lsm")
@@ -173,7 +167,7 @@ class ZooEntry:
 
     @property
     def timm_arch(self) -> str:
-        return ARCHS[self.arch]
+        return ARCHS[self.arch].timm_name
 
     @property
     def model_args(self) -> dict[str, Any]:
@@ -186,18 +180,18 @@ class ZooEntry:
             args["embed_dim"] = 512
         return args
 
-    def recipes(self, tag: str) -> list[str]:
-        """The config of each training stage, in order."""
-        return [f"training/configs/{self.name}.{tag}{'.' + stage if stage else ''}.yaml"
-                for stage in METHODS[self.method].stages]
+    def recipe_ids(self, tag: str) -> list[str]:
+        """The recipe of each training stage, in order: `name.tag`, then `name.tag.<stage>` for each later stage.
+        The repository's training scripts map an id to its config and command (see `RECIPE_DOC`)."""
+        return [f"{self.name}.{tag}{'.' + stage if stage else ''}" for stage in METHODS[self.method].stages]
 
-    def recipe(self, tag: str) -> str:
-        """The config whose export is the released model (the last stage's)."""
-        return self.recipes(tag)[-1]
+    def recipe_id(self, tag: str) -> str:
+        """The recipe whose export is the released model (the last stage's)."""
+        return self.recipe_ids(tag)[-1]
 
-    def train_command(self, tag: str) -> str:
-        """The shell command that rebuilds the weights: every stage, in order."""
-        return " && ".join(f"accelerate launch training/train.py --config {recipe}" for recipe in self.recipes(tag))
+    def rebuild_hint(self, tag: str) -> str:
+        """How a user rebuilds this tag's weights: its recipe ids in stage order and where the command is explained."""
+        return f"rebuild them from the recipe {' then '.join(self.recipe_ids(tag))} ({RECIPE_DOC})"
 
 
 @lru_cache(maxsize=1)
@@ -274,7 +268,7 @@ class LtzooPretrainedCfg(PretrainedCfg):
 
     A dataclass subclass is where timm tolerates extra keys: `generate_default_cfgs`, `resolve_pretrained_cfg`
     and `build_model_with_cfg` keep it, and `model.pretrained_cfg` (its `to_dict()`) then holds `sha256` (of
-    model.safetensors, checked on every load), `zoo_name`, `recipe`, `paper`, `metrics`, `imb_factor` and
+    model.safetensors, checked on every load), `zoo_name`, `recipe` (its id), `paper`, `metrics`, `imb_factor` and
     `model_args`: the architecture arguments the weights need (the cosine head and its scale), which the
     architectures' entry functions apply, so `timm.create_model("<arch>.<tag>")` builds the right head.
     """
@@ -293,36 +287,43 @@ def timm_tag(entry: ZooEntry, tag: str) -> str:
     return f"{entry.method}_{entry.dataset}_{tag}"
 
 
+def arch_cfg(arch: str, benchmark: str) -> LtzooPretrainedCfg:
+    """A weightless cfg: architecture `arch` (a key of ARCHS) on `benchmark`, its classes, input and normalisation."""
+    row, data = ARCHS[arch], get_benchmark(benchmark)
+    return LtzooPretrainedCfg(
+        architecture=row.timm_name,
+        num_classes=data.num_classes,
+        input_size=data.input_size,
+        fixed_input_size=False,
+        mean=data.mean,
+        std=data.std,
+        crop_pct=data.crop_pct,
+        crop_mode="center",
+        interpolation="bilinear",
+        pool_size=tuple(s // row.reduction for s in data.input_size[1:]),
+        first_conv=row.first_conv,
+        classifier=row.classifier,
+        license="apache-2.0",
+    )
+
+
 def pretrained_cfg(model_name: str) -> LtzooPretrainedCfg:
     """The timm pretrained cfg of a zoo name (and tag): transforms, Hub id, and the release's sha256 and metrics."""
     entry, tag = resolve(model_name)
-    dataset = DATASETS[entry.dataset]
     full = f"{entry.name}.{tag}"
     release = releases().get(full, {})
-    return LtzooPretrainedCfg(
-        architecture=entry.timm_arch,
+    return dataclasses.replace(
+        arch_cfg(entry.arch, entry.dataset),
         tag=timm_tag(entry, tag),
         hf_hub_id=f"{hub_namespace()}/{full}",
-        num_classes=dataset.num_classes,
-        input_size=dataset.input_size,
-        fixed_input_size=False,
-        mean=dataset.mean,
-        std=dataset.std,
-        crop_pct=dataset.crop_pct,
-        crop_mode="center",
-        interpolation="bilinear",
-        pool_size=tuple(s // (4 if entry.arch == "resnet32" else 32) for s in dataset.input_size[1:]),
-        first_conv="conv1" if entry.arch == "resnet32" else "backbone.conv1",
-        classifier="fc",
-        license="apache-2.0",
         paper_ids=METHODS[entry.method].paper,
         zoo_name=full,
         model_args=entry.model_args,
         sha256=release.get("sha256"),
-        recipe=entry.recipe(tag),
+        recipe=entry.recipe_id(tag),
         paper=METHODS[entry.method].paper,
         metrics=release.get("metrics"),
-        imb_factor=dataset.imb_factors.get(tag.split("_")[0]),
+        imb_factor=imb_factor_of(entry.dataset, tag),
     )
 
 

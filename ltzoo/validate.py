@@ -1,7 +1,7 @@
 """Evaluate a zoo model on the benchmark in its name, with its pretrained cfg's eval transform (timm ``validate``).
 
-CIFAR-LT entries read the balanced CIFAR test set through ``ArrayLoader``; ImageNet-LT, iNaturalist 2018 and
-Places-LT read the OLTR split lists through a torch ``DataLoader``. Many/medium/few always use the TRAINING counts.
+The data is the benchmark's eval set as ``ltzoo.data.benchmark_sets.eval_set`` builds it (the training loop's
+evaluation reads the same), with the imbalance factor the tag names. Many/medium/few always use the TRAINING counts.
 The model runs once per weights, data and transform (``ltzoo.evaluation.cache``); shifted test distributions and
 post-hoc adjustments are computed from those cached outputs.
 """
@@ -11,28 +11,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, SequentialSampler
 
-from ltzoo.data.batch_transforms import cifar_eval_transform
-from ltzoo.data.cifar import (
-    CIFAR_MAX_PER_CLASS,
-    CIFAR_NUM_CLASSES,
-    ZOO_CIFAR_DATASETS,
-    cifar_lt,
-    img_num_per_cls,
-    long_tailed_indices,
-)
-from ltzoo.data.loader import ArrayLoader
-from ltzoo.data.sources import load_cifar
-from ltzoo.data.splits import BENCHMARKS, SplitFileDataset, find_split_list, read_split_list
-from ltzoo.data.transforms import eval_transform_from_cfg
+from ltzoo.benchmarks import get_benchmark, imb_factor_of
+from ltzoo.data.benchmark_sets import EVAL_SPLITS, EvalSet, eval_set
 from ltzoo.evaluate import EvalResult, Predictions, compute_metrics, plot_per_class, predict
 from ltzoo.evaluation.cache import array_sha256, load_predictions, prediction_key, save_predictions
 from ltzoo.evaluation.posthoc import posthoc_logits
@@ -42,104 +30,19 @@ from ltzoo.hub import sha256_file
 from ltzoo.precision import AMP_DTYPES, default_device
 from ltzoo.registry import get_pretrained_cfg, resolve
 
-__all__ = ["HELDOUT_SEED", "SPLITS", "Evaluation", "heldout_indices", "model_predictions", "test_dists_plot_path",
-           "validate"]
-
-SPLITS: tuple[str, ...] = ("test", "val", "heldout")
-HELDOUT_SEED = 0
+__all__ = ["Evaluation", "model_predictions", "test_dists_plot_path", "validate"]
 
 MAX_JSON_CONFUSION_CLASSES = 1000
 
 
-@dataclass(frozen=True)
-class _EvalData:
-    """What one benchmark split contributes to an evaluation."""
-
-    loader: Iterable[Any]
-    train_counts: np.ndarray
-    class_names: list[str] | None
-    source: str
-    identity: dict[str, Any]  # what the prediction cache keys the data by
-
-
-def heldout_indices(
-    labels: np.ndarray, long_tailed: np.ndarray, per_class: int, seed: int = HELDOUT_SEED
-) -> np.ndarray:
-    """A held-out split of a CIFAR training set from the images NOT in the long-tailed subset ``long_tailed``: up to
-    ``per_class`` of each class (fewer where fewer are left; none for a head class the subset keeps whole), drawn by
-    shuffling each class's unused positions with one RandomState(seed). Ascending positions."""
-    unused = np.ones(len(labels), dtype=bool)
-    unused[long_tailed] = False
-    rng = np.random.RandomState(seed)
-    kept = []
-    for cls in range(int(labels.max()) + 1):
-        positions = np.flatnonzero(unused & (labels == cls))
-        rng.shuffle(positions)
-        kept.append(positions[:per_class])
-    return np.sort(np.concatenate(kept)).astype(np.int64)
-
-
-def _cifar_data(
-    dataset: str, split: str, cfg: dict[str, Any], data_dir: str | Path | None, batch_size: int
-) -> _EvalData:
-    """The balanced CIFAR test set in a fixed order, or the held-out split, normalised with the cfg's mean/std.
-
-    ``heldout`` is for tuning (never the test set): up to CIFAR_MAX_PER_CLASS/10 training images per class (500 for
-    CIFAR-10, 50 for CIFAR-100) from those the long-tailed subset (seed 0, the releases' ``data.subset_seed``) leaves
-    out, so the model never trained on them. The subset keeps class 0 whole, so class 0 is absent from it.
-    """
-    if split == "val":
-        raise ValueError(f"CIFAR-LT benchmarks have no {split!r} split; use split='test' (or 'heldout' for tuning)")
-    imb_factor = cfg["imb_factor"]
-    train_counts = np.asarray(img_num_per_cls(CIFAR_MAX_PER_CLASS[dataset], CIFAR_NUM_CLASSES[dataset], imb_factor))
-    if split == "heldout":
-        arrays = load_cifar(dataset, train=True, root=data_dir)
-        long_tailed = long_tailed_indices(arrays.labels, CIFAR_NUM_CLASSES[dataset], imb_factor)
-        kept = heldout_indices(arrays.labels, long_tailed, CIFAR_MAX_PER_CLASS[dataset] // 10)
-        images, labels, class_names = arrays.images[kept], arrays.labels[kept], arrays.class_names
-        present = np.bincount(labels, minlength=CIFAR_NUM_CLASSES[dataset])
-        absent = np.flatnonzero(present == 0).tolist()
-        source = (f"{arrays.source}: held-out split of {len(kept):,} training images outside the IF {imb_factor:g} "
-                  f"long-tailed subset (seed {HELDOUT_SEED}), up to {CIFAR_MAX_PER_CLASS[dataset] // 10} per class"
-                  + (f"; classes {absent} have none left (the subset keeps them whole)" if absent else ""))
-    else:
-        data = cifar_lt(dataset, "test", imb_factor=imb_factor, root=data_dir)
-        images, labels, class_names, source = data.images, data.labels, data.class_names, data.source
-    loader = ArrayLoader(
-        images,
-        labels,
-        batch_size,
-        transform=cifar_eval_transform(cfg["mean"], cfg["std"]),
-        sampler=SequentialSampler(range(len(labels))),
-    )
-    identity = {"dataset": dataset, "split": split, "images_sha256": array_sha256(images),
-                "labels_sha256": array_sha256(np.asarray(labels, dtype=np.int64))}
-    return _EvalData(loader, train_counts, list(class_names), source, identity)
-
-
-def _split_file_data(
-    benchmark: str, split: str, cfg: dict[str, Any], data_dir: str | Path | None, batch_size: int
-) -> _EvalData:
-    """A large-scale benchmark split read from its list file; many/medium/few come from the train list's counts.
-
-    ``heldout`` is the benchmark's ``val`` list, which OLTR carved from the training images."""
-    split = "val" if split == "heldout" else split
-    image_root = data_dir or os.environ.get("LTZOO_DATA")
-    if image_root is None:
-        raise ValueError(
-            f"{benchmark} needs data_dir (or $LTZOO_DATA): the folder its list's image paths are relative to"
-        )
-    num_classes = BENCHMARKS[benchmark].num_classes
-    list_file = find_split_list(benchmark, split, data_dir)
-    _, train_labels = read_split_list(find_split_list(benchmark, "train", data_dir), num_classes)
-    dataset = SplitFileDataset(image_root, list_file, num_classes, eval_transform_from_cfg(cfg))
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=_num_workers(), pin_memory=default_device().type == "cuda"
-    )
-    train_counts = np.bincount(train_labels, minlength=num_classes)
-    identity = {"benchmark": benchmark, "split": split, "list_sha256": sha256_file(list_file),
-                "image_root": str(Path(image_root).resolve())}
-    return _EvalData(loader, train_counts, None, f"{list_file} (images under {image_root})", identity)
+def _identity(data: EvalSet, benchmark: str, split: str) -> dict[str, Any]:
+    """What the prediction cache keys the data by: the arrays' sha256 (CIFAR-LT), the list's and the image folder."""
+    if data.arrays is not None:
+        images, labels = data.arrays
+        return {"dataset": get_benchmark(benchmark).cifar, "split": split, "images_sha256": array_sha256(images),
+                "labels_sha256": array_sha256(labels)}
+    return {"benchmark": benchmark, "split": "val" if split == "heldout" else split,
+            "list_sha256": sha256_file(data.list_file), "image_root": str(data.image_root.resolve())}
 
 
 def _num_workers() -> int:
@@ -204,19 +107,18 @@ def model_predictions(
     (``cache``; keyed by the weights' sha256, the data and the transform: see ``ltzoo.evaluation.cache``)."""
     if amp is not None and amp not in AMP_DTYPES:
         raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)} or None, got {amp!r}")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
     entry, tag = resolve(name)
     full_name = f"{entry.name}.{tag}"
     cfg = get_pretrained_cfg(name)
     model = create_model(name, pretrained=pretrained, checkpoint_path=checkpoint)  # first: no weights fails fast
-    if entry.dataset in ZOO_CIFAR_DATASETS:
-        data = _cifar_data(ZOO_CIFAR_DATASETS[entry.dataset], split, cfg, data_dir, batch_size)
-    else:
-        data = _split_file_data(entry.dataset, split, cfg, data_dir, batch_size)
+    data = eval_set(entry.dataset, split, cfg, imb_factor=imb_factor_of(entry.dataset, tag), data_dir=data_dir,
+                    batch_size=batch_size, num_workers=_num_workers(), device=default_device())
     weights = _weights_record(pretrained, checkpoint, model.pretrained_cfg)
     transform = {k: cfg[k] for k in ("input_size", "crop_pct", "interpolation", "mean", "std")}
-    identity = {"weights_sha256": weights["weights_sha256"], "data": data.identity, "transform": transform,
+    identity = {"weights_sha256": weights["weights_sha256"], "data": _identity(data, entry.dataset, split),
+                "transform": transform,
                 "flip": flip, "amp": amp}
     use_cache = cache and weights["weights_sha256"] is not None
     key = prediction_key(identity)

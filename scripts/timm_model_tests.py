@@ -34,7 +34,7 @@ import pytest  # noqa: E402
 import timm  # noqa: E402
 from timm.models import _registry  # noqa: E402
 
-ARCHS = set(ltzoo.registry.ARCHS.values())
+ARCHS = {arch.timm_name for arch in ltzoo.registry.ARCHS.values()}
 _list_models, _list_pretrained = timm.list_models, timm.list_pretrained
 
 

@@ -23,13 +23,19 @@ def test_list_says_when_nothing_matches(capsys: pytest.CaptureFixture[str]) -> N
     assert "no model matches '*nothing*'" in capsys.readouterr().err
 
 
-def test_info_gives_the_recipe_command_and_says_when_weights_are_missing(capsys: pytest.CaptureFixture[str],
-                                                                        releases_table: Callable[..., Path]) -> None:
+def test_info_names_the_recipe_and_where_its_command_is_and_says_when_weights_are_missing(
+        capsys: pytest.CaptureFixture[str], releases_table: Callable[..., Path]) -> None:
     assert main(["info", "resnet32_ce_cifar10_lt.if50"]) == 0
     out = capsys.readouterr().out
-    assert "recipe        accelerate launch training/train.py --config " \
-           "training/configs/resnet32_ce_cifar10_lt.if50.yaml" in out
+    assert ('recipe        resnet32_ce_cifar10_lt.if50  (the command that trains a recipe: ltzoo\'s README, '
+            '"Rebuild any checkpoint")') in out
     assert "not published yet" in out
+
+
+def test_info_of_a_two_stage_recipe_names_both_stages_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "resnet32_dscl_cifar10_lt.if100"]) == 0
+    assert "recipe        resnet32_dscl_cifar10_lt.if100 then resnet32_dscl_cifar10_lt.if100.probe" in \
+        capsys.readouterr().out
 
 
 def test_info_says_why_a_recipe_is_ltzoos_own(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,12 +66,12 @@ def test_a_misspelt_name_is_one_error_line_with_close_matches(capsys: pytest.Cap
     assert err.startswith("error: ") and "resnet32_smcl_cifar10_lt" in err and "Traceback" not in err
 
 
-def test_validating_an_entry_without_weights_gives_the_command_that_trains_them(
+def test_validating_an_entry_without_weights_names_the_recipe_that_trains_them(
         capsys: pytest.CaptureFixture[str], releases_table: Callable[..., Path], tmp_path: Path) -> None:
     assert main(["validate", "resnet32_smcl_cifar10_lt.if50", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "has no published weights yet" in err
-    assert "accelerate launch training/train.py --config training/configs/resnet32_smcl_cifar10_lt.if50.yaml" in err
+    assert "has no published weights yet: rebuild them from the recipe resnet32_smcl_cifar10_lt.if50 (" in err
+    assert '"Rebuild any checkpoint"' in err
 
 
 def test_validating_a_missing_checkpoint_file_says_which_file(capsys: pytest.CaptureFixture[str],

@@ -100,26 +100,24 @@ def test_error_misspelt_name_lists_close_matches() -> None:
     assert_clean(err)
 
 
-def test_error_no_published_weights_names_the_training_command() -> None:
+def test_error_no_published_weights_names_the_recipe_and_where_its_command_is_explained() -> None:
     with pytest.raises(WeightsNotAvailableError) as err:
         ltzoo.create_model("resnet32_smcl_cifar100_lt.if50", pretrained=True)
     message = str(err.value)
-    assert "resnet32_smcl_cifar100_lt.if50 has no published weights" in message
-    assert (
-        "accelerate launch training/train.py --config training/configs/resnet32_smcl_cifar100_lt.if50.yaml" in message
-    )
+    assert "resnet32_smcl_cifar100_lt.if50 has no published weights yet: rebuild them from the recipe " \
+           "resnet32_smcl_cifar100_lt.if50 (the command that trains a recipe: ltzoo's README, \"Rebuild any " \
+           "checkpoint\")" in message
     assert_clean(err)
 
 
 def test_error_no_published_weights_of_a_two_stage_recipe_names_both_stages_in_order() -> None:
     with pytest.raises(WeightsNotAvailableError) as err:
         ltzoo.create_model("resnet32_dscl_cifar100_lt.if10", pretrained=True)
-    assert ("--config training/configs/resnet32_dscl_cifar100_lt.if10.yaml && accelerate launch training/train.py "
-            "--config training/configs/resnet32_dscl_cifar100_lt.if10.probe.yaml") in str(err.value)
+    assert "the recipe resnet32_dscl_cifar100_lt.if10 then resnet32_dscl_cifar100_lt.if10.probe (" in str(err.value)
 
 
 def test_error_no_published_weights_for_default_tag_names_its_recipe() -> None:
-    with pytest.raises(WeightsNotAvailableError, match=r"configs/resnext50_smcl_imagenet_lt\.e100\.yaml"):
+    with pytest.raises(WeightsNotAvailableError, match=r"the recipe resnext50_smcl_imagenet_lt\.e100 \("):
         ltzoo.create_model("resnext50_smcl_imagenet_lt", pretrained=True)
 
 

@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 import ltzoo
+from ltzoo.data.benchmark_sets import heldout_indices
 from ltzoo.data.cifar import img_num_per_cls, long_tailed_indices
 from ltzoo.evaluate import Predictions, predict
 from ltzoo.evaluation.posthoc import apply_posthoc, posthoc_logits, tau_normalized_weight
 from ltzoo.evaluation.sweep import score_taus
-from ltzoo.validate import heldout_indices
 
 COUNTS = [5000, 500, 50]
 

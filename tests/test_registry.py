@@ -10,6 +10,7 @@ import pytest
 
 import ltzoo
 from ltzoo import registry
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 from ltzoo.registry import UnknownModelError
 
 CIFAR = ("cifar10_lt", "cifar100_lt")
@@ -56,8 +57,8 @@ def test_cifar_pretrained_cfg(tag: str, imb_factor: float) -> None:
     cfg = ltzoo.get_pretrained_cfg(f"resnet32_ldam_drw_cifar100_lt.{tag}")
     assert {
         "hf_hub_id": f"ltzoo/resnet32_ldam_drw_cifar100_lt.{tag}", "num_classes": 100, "input_size": (3, 32, 32),
-        "mean": registry.CIFAR_MEAN, "std": registry.CIFAR_STD, "crop_pct": 1.0, "interpolation": "bilinear",
-        "license": "apache-2.0", "recipe": f"training/configs/resnet32_ldam_drw_cifar100_lt.{tag}.yaml",
+        "mean": CIFAR_MEAN, "std": CIFAR_STD, "crop_pct": 1.0, "interpolation": "bilinear",
+        "license": "apache-2.0", "recipe": f"resnet32_ldam_drw_cifar100_lt.{tag}",
         "paper": "arXiv:1906.07413", "imb_factor": imb_factor,
     }.items() <= cfg.items()
 
@@ -66,9 +67,9 @@ def test_imagenet_pretrained_cfg() -> None:
     cfg = ltzoo.get_pretrained_cfg("resnext50_smcl_imagenet_lt")
     assert {
         "hf_hub_id": "ltzoo/resnext50_smcl_imagenet_lt.e100", "num_classes": 1000, "input_size": (3, 224, 224),
-        "mean": registry.IMAGENET_MEAN, "std": registry.IMAGENET_STD, "crop_pct": 0.875,
+        "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "crop_pct": 0.875,
         "interpolation": "bilinear", "license": "apache-2.0", "paper": "arXiv:2406.02223",
-        "recipe": "training/configs/resnext50_smcl_imagenet_lt.e100.yaml",
+        "recipe": "resnext50_smcl_imagenet_lt.e100",
     }.items() <= cfg.items()
     assert "imb_factor" not in cfg
 

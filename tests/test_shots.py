@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from fixtures import shared_file
 
+from ltzoo.benchmarks import BENCHMARKS
 from ltzoo.data.cifar import img_num_per_cls
 from ltzoo.data.shots import SHOT_RULE, shot_groups
-from ltzoo.data.splits import BENCHMARKS, SplitListNotFoundError, find_split_list, read_split_list
+from ltzoo.data.splits import SplitListNotFoundError, find_split_list, read_split_list
 
 
 def _sizes(groups: dict[str, np.ndarray]) -> tuple[int, int, int]:

@@ -19,6 +19,7 @@ from ltzoo.methods import METHODS
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
 
+from training import recipes  # noqa: E402
 from training.config import ConfigError, load_config  # noqa: E402
 from training.make_configs import BASELINE_METHODS  # noqa: E402
 
@@ -73,15 +74,13 @@ def test_cifar_config_trains_on_the_imbalance_factor_validate_evaluates(path: Pa
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_registry_lists_the_config_as_a_stage_of_its_recipe(path: Path):
-    entry, tag = registry.resolve(load_config(path).full_name)
-    assert f"training/configs/{path.name}" in entry.recipes(tag)
+def test_the_config_is_a_stage_of_its_entrys_recipe(path: Path):
+    assert f"training/configs/{path.name}" in recipes.stage_configs(load_config(path).full_name)
 
 
 @pytest.mark.parametrize("name", sorted({load_config(p).full_name for p in CONFIGS}))
 def test_every_stage_of_a_recipe_has_its_config(name: str):
-    entry, tag = registry.resolve(name)
-    assert all((ROOT / recipe).is_file() for recipe in entry.recipes(tag)), entry.recipes(tag)
+    assert all((ROOT / config).is_file() for config in recipes.stage_configs(name)), recipes.stage_configs(name)
 
 
 def test_the_imagenet_lt_probe_selects_its_epoch_on_val_and_the_cifar_probe_takes_the_last():
@@ -93,8 +92,10 @@ def test_the_imagenet_lt_probe_selects_its_epoch_on_val_and_the_cifar_probe_take
 
 def test_a_two_stage_recipe_releases_its_last_stage_and_trains_both_in_order():
     entry, tag = registry.resolve("resnet32_dscl_cifar10_lt.if100")
-    assert entry.recipe(tag) == "training/configs/resnet32_dscl_cifar10_lt.if100.probe.yaml"
-    assert entry.train_command(tag) == (
+    assert entry.recipe_ids(tag) == ["resnet32_dscl_cifar10_lt.if100", "resnet32_dscl_cifar10_lt.if100.probe"]
+    assert recipes.release_config("resnet32_dscl_cifar10_lt.if100") == (
+        "training/configs/resnet32_dscl_cifar10_lt.if100.probe.yaml")
+    assert recipes.train_command("resnet32_dscl_cifar10_lt.if100") == (
         "accelerate launch training/train.py --config training/configs/resnet32_dscl_cifar10_lt.if100.yaml && "
         "accelerate launch training/train.py --config training/configs/resnet32_dscl_cifar10_lt.if100.probe.yaml")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler, Subset
 
+from ltzoo import registry
+from ltzoo.benchmarks import get_benchmark, imb_factor_of
 from ltzoo.data import (
     ArrayLoader,
     BatchedDataLoader,
@@ -21,10 +22,8 @@ from ltzoo.data import (
     cifar_lt,
     find_split_list,
 )
-from ltzoo.data.batch_transforms import cifar_eval_transform
-from ltzoo.data.cifar import ZOO_CIFAR_DATASETS as CIFAR
+from ltzoo.data.benchmark_sets import eval_set, image_root
 from ltzoo.data.loader import image_loader
-from ltzoo.data.splits import BENCHMARKS
 from ltzoo.methods import TrainingMethod, TrainSet
 
 
@@ -45,17 +44,28 @@ def _per_rank_batch(global_batch: int, world_size: int) -> int:
     return global_batch // world_size
 
 
+def imb_factor(cfg: Any) -> float | None:
+    """The imbalance factor the config trains on: the one its tag names (`ltzoo.benchmarks.imb_factor_of`, which
+    `ltzoo validate` reads too); a `data.imb_factor` that says otherwise is refused, never silently trained on."""
+    named = imb_factor_of(cfg.data.dataset, registry.resolve(cfg.full_name)[1])
+    if cfg.data.imb_factor is not None and cfg.data.imb_factor != named:
+        raise ValueError(f"data.imb_factor {cfg.data.imb_factor:g} contradicts {cfg.full_name}, whose tag names "
+                         f"{'imbalance factor ' + format(named, 'g') if named else 'no imbalance factor'}; drop "
+                         "data.imb_factor (the tag sets it) or train the entry whose tag names it")
+    return named
+
+
 def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int, device: torch.device) -> TrainData:
     data = cfg.data
     if cfg.select == "val":
         raise ValueError(f"select: val needs a val split, and {data.dataset} has none (the benchmark is train/test "
                          "only); use select: last")
-    train = cifar_lt(CIFAR[data.dataset], "train", data.imb_factor, seed=data.subset_seed, root=data.root)
+    factor = imb_factor(cfg)
+    train = cifar_lt(get_benchmark(data.dataset).cifar, "train", factor, seed=data.subset_seed, root=data.root)
     images, labels = train.images, train.labels
     if data.subset:
         keep = np.sort(np.random.RandomState(data.subset_seed).permutation(len(labels))[: data.subset])
         images, labels = images[keep], labels[keep]
-    test = cifar_lt(CIFAR[data.dataset], "test", data.imb_factor, root=data.root)
     mean, std = pretrained_cfg["mean"], pretrained_cfg["std"]
     batch = _per_rank_batch(data.batch_size, world_size)
 
@@ -67,43 +77,30 @@ def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int,
                            world_size=world_size, drop_last=method.drop_last, channels_last=cfg.channels_last,
                            device=device)
 
-    test_loader = ArrayLoader(test.images, test.labels, 256, cifar_eval_transform(mean, std), seed=0,
-                              channels_last=cfg.channels_last)
-    return TrainData(np.bincount(labels, minlength=train.num_classes), test_loader, train.source, make_train)
+    test = eval_set(data.dataset, "test", pretrained_cfg, imb_factor=factor, data_dir=data.root,
+                    channels_last=cfg.channels_last)
+    return TrainData(np.bincount(labels, minlength=train.num_classes), test.loader, train.source, make_train)
 
 
-def _image_root(dataset: str, root: str | None) -> Path:
-    """The folder the split lists' image paths are relative to: data.root, else $LTZOO_DATA (as `ltzoo validate`)."""
-    image_root = root or os.environ.get("LTZOO_DATA")
-    if image_root is None:
-        raise FileNotFoundError(f"{dataset} needs data.root (or $LTZOO_DATA): the folder its split lists' image "
-                                "paths are relative to, e.g. data.root=/data/" + BENCHMARKS[dataset].folder)
-    path = Path(image_root).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"data.root={path} is not a directory; it must hold the {dataset} images")
-    return path
-
-
-def _split_files(cfg: Any, rank: int, world_size: int, device: torch.device) -> TrainData:
+def _split_files(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int,
+                 device: torch.device) -> TrainData:
     data = cfg.data
-    info = BENCHMARKS[data.dataset]
-    image_root = _image_root(data.dataset, data.root)
+    imb_factor(cfg)  # a large-scale benchmark's imbalance is its lists': a data.imb_factor is refused
+    info = get_benchmark(data.dataset)
+    root = image_root(data.dataset, data.root, "data.root")
     train_list = find_split_list(data.dataset, "train", data.root)
     train_transform = benchmark_transform(data.dataset, train=True)
-    train_set = SplitFileDataset(image_root, train_list, info.num_classes, train_transform)
-    if train_set.paths and not (image_root / train_set.paths[0]).is_file():
-        raise FileNotFoundError(f"data.root={image_root} does not hold the {data.dataset} images: "
-                                f"{image_root / train_set.paths[0]}, the first image of {train_list}, does not exist")
+    train_set = SplitFileDataset(root, train_list, info.num_classes, train_transform)
+    if train_set.paths and not (root / train_set.paths[0]).is_file():
+        raise FileNotFoundError(f"data.root={root} does not hold the {data.dataset} images: "
+                                f"{root / train_set.paths[0]}, the first image of {train_list}, does not exist")
     counts = train_set.class_counts
     batch = _per_rank_batch(data.batch_size, world_size)
 
     def eval_loader(split: str) -> tuple[Any, Path]:
-        split_list = find_split_list(data.dataset, split, data.root)
-        dataset = SplitFileDataset(image_root, split_list, info.num_classes,
-                                   benchmark_transform(data.dataset, train=False))
-        if data.subset:
-            dataset = Subset(dataset, range(min(data.subset, len(dataset))))
-        return image_loader(dataset, batch, data.num_workers, device), split_list
+        split_set = eval_set(data.dataset, split, pretrained_cfg, data_dir=data.root, batch_size=batch,
+                             limit=data.subset, num_workers=data.num_workers, device=device)
+        return split_set.loader, split_set.list_file
 
     test_loader, test_list = eval_loader("test")
     val_loader = None
@@ -138,8 +135,6 @@ def build_data(cfg: Any, pretrained_cfg: dict[str, Any], rank: int = 0, world_si
     """The config's benchmark: CIFAR-LT arrays in memory (the training arrays on `device`, augmented there), or the
     split-file datasets of a large-scale benchmark (decoded by worker processes, batches delivered on `device`)."""
     device = torch.device(device)
-    if cfg.data.dataset in CIFAR:
+    if get_benchmark(cfg.data.dataset).kind == "cifar_lt":
         return _cifar(cfg, pretrained_cfg, rank, world_size, device)
-    if cfg.data.dataset in BENCHMARKS:
-        return _split_files(cfg, rank, world_size, device)
-    raise ValueError(f"unknown dataset {cfg.data.dataset!r}; expected one of {sorted([*CIFAR, *BENCHMARKS])}")
+    return _split_files(cfg, pretrained_cfg, rank, world_size, device)

@@ -13,6 +13,7 @@ from torch import nn
 from ltzoo import registry
 from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_pretrained, sha256_file
 from ltzoo.validate import validate
+from training import recipes
 from training.config import ConfigError, TrainConfig, load_config
 from training.model_card import render_model_card
 
@@ -100,12 +101,12 @@ def recipe_overrides(overrides: list[str]) -> list[str]:
     return [o for o in overrides if o.split("=", 1)[0].strip() not in MACHINE_KEYS]
 
 
-def train_command(entry: registry.ZooEntry, tag: str, config_path: str, overrides: list[str]) -> str:
-    """The command that rebuilds these weights: the registry's (every stage) for its own recipe, else this config;
+def train_command(full_name: str, config_path: str, overrides: list[str]) -> str:
+    """The command that rebuilds these weights: the recipe's (every stage) for its own config, else this config;
     command-line overrides (an ablation's, say) are part of it, except where this machine keeps things."""
     config = repo_path(config_path)
-    base = (entry.train_command(tag) if config == entry.recipe(tag)
-            else f"accelerate launch training/train.py --config {config}")
+    base = (recipes.train_command(full_name) if config == recipes.release_config(full_name)
+            else f"{recipes.LAUNCH} {config}")
     return " ".join([base, *map(shlex.quote, recipe_overrides(overrides))])
 
 
@@ -138,7 +139,7 @@ def export_release(
     meta: dict[str, Any] = {
         "name": entry.name, "tag": tag, "method": entry.method, "dataset": entry.dataset,
         "recipe": repo_path(config_path), "paper": registry.METHODS[entry.method].paper,
-        "train_command": train_command(entry, tag, config_path, overrides),
+        "train_command": train_command(cfg.full_name, config_path, overrides),
         "config": config, "train_seconds": round(train_seconds, 1), "history": history,
         "precision": precision, "data_source": data_source, "selection": selection,
         "recipe_origin": "ltzoo" if (entry.method, entry.dataset) in registry.LTZOO_RECIPES else "paper",

@@ -15,6 +15,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltzoo import registry  # noqa: E402
+from ltzoo.benchmarks import imb_factor_of  # noqa: E402
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -50,7 +51,7 @@ def baseline_config(entry: registry.ZooEntry, tag: str) -> dict[str, Any]:
     if tag.startswith("e") and tag[1:].isdigit():
         epochs = int(tag[1:])
     data: dict[str, Any] = {"dataset": entry.dataset, "batch_size": recipe["batch_size"]}
-    imb = registry.DATASETS[entry.dataset].imb_factors.get(tag)
+    imb = imb_factor_of(entry.dataset, tag)
     if imb is not None:
         data["imb_factor"] = imb
     else:

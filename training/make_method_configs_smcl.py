@@ -19,6 +19,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltzoo import registry  # noqa: E402
+from ltzoo.benchmarks import imb_factor_of  # noqa: E402
 from training.make_configs import CIFAR_RECIPE, CONFIG_DIR, LARGE_RECIPES  # noqa: E402
 
 IMAGENET_LT_BATCH = 256  # docs/methods/smcl.md §5: 256 background + 256 minority images
@@ -31,7 +32,7 @@ def smcl_config(entry: registry.ZooEntry, tag: str) -> dict[str, Any]:
     batch_size = recipe["batch_size"] if cifar else IMAGENET_LT_BATCH
     data: dict[str, Any] = {"dataset": entry.dataset, "batch_size": batch_size}
     if cifar:
-        data["imb_factor"] = registry.DATASETS[entry.dataset].imb_factors[tag]
+        data["imb_factor"] = imb_factor_of(entry.dataset, tag)
     else:
         data["root"] = None
     return {

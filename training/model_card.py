@@ -11,6 +11,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ltzoo import registry
+from ltzoo.benchmarks import BENCHMARKS
 from training.provenance import describe_history
 
 JPEG_NOTE = (
@@ -48,7 +49,6 @@ def pct(value: float | None) -> str:
 
 
 # The Hub datasets a benchmark is drawn from (its long-tailed subset is built by ltzoo's data code).
-HUB_DATASETS = {"cifar10_lt": "uoft-cs/cifar10", "cifar100_lt": "uoft-cs/cifar100", "imagenet_lt": "ILSVRC/imagenet-1k"}
 # metric key -> (metric type, name shown on the Hub)
 EVAL_METRICS = {
     "top1": ("accuracy", "top-1"),
@@ -64,7 +64,7 @@ def card_data(config: dict[str, Any]) -> ModelCardData:
     """The card's metadata with huggingface_hub's own types: the library, datasets, and one `EvalResult` per
     measured metric on the test split (the Hub renders them as the model-index)."""
     meta = config["ltzoo"]
-    dataset = registry.DATASETS[meta["dataset"]]
+    dataset = BENCHMARKS[meta["dataset"]]
     metrics = meta.get("metrics") or {}
     results = [
         EvalResult(
@@ -77,7 +77,7 @@ def card_data(config: dict[str, Any]) -> ModelCardData:
     return ModelCardData(
         model_name=f"{meta['name']}.{meta['tag']}", library_name="timm", license="apache-2.0",
         pipeline_tag="image-classification", tags=["image-classification", "timm", "ltzoo", "long-tailed-recognition"],
-        datasets=[HUB_DATASETS.get(meta["dataset"], meta["dataset"])], eval_results=results or None,
+        datasets=[BENCHMARKS[meta["dataset"]].hf_dataset or meta["dataset"]], eval_results=results or None,
     )
 
 
@@ -165,7 +165,7 @@ def render_model_card(config: dict[str, Any], local_weights: str | None = None) 
     meta = config["ltzoo"]
     full = f"{meta['name']}.{meta['tag']}"
     method = registry.METHODS[meta["method"]]
-    dataset = registry.DATASETS[meta["dataset"]]
+    dataset = BENCHMARKS[meta["dataset"]]
     metrics = meta.get("metrics") or {}
     groups = metrics.get("group_sizes", {})
     parts = [

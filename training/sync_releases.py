@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltzoo import registry  # noqa: E402
+from ltzoo.benchmarks import BENCHMARKS  # noqa: E402
 from ltzoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, sha256_file  # noqa: E402
 from ltzoo.methods import method_defaults  # noqa: E402
 from training.config import DataConfig, OptimConfig, TrainConfig  # noqa: E402
@@ -152,8 +153,8 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
     """One benchmark and imbalance factor: each release against CE and against the method it builds on, its
     ablations and its other seeds, then what the seed spread says about the differences."""
     by_method = {registry.resolve(full)[0].method: rec for full, rec in rows.items()}
-    factor = registry.DATASETS[dataset].imb_factors.get(tag)
-    title = registry.DATASETS[dataset].title + (f", IF {factor:g}" if factor else f" ({tag})")
+    factor = BENCHMARKS[dataset].imb_factors.get(tag)
+    title = BENCHMARKS[dataset].title + (f", IF {factor:g}" if factor else f" ({tag})")
     out = [f"**{title}**", "", "| model | top-1 | many | medium | few | ECE | vs CE | vs its base "
            "| paper's top-1 (source) | measured with |", "|---|---|---|---|---|---|---|---|---|---|"]
     below_base, stds = [], {}
@@ -201,13 +202,13 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
 def results_table(table: dict[str, dict], seeds: dict[str, list[dict]] | None = None) -> str:
     """The README's results: one block per benchmark and imbalance factor (IF 100 first), methods in the registry's
     order, every number copied from a release folder with the command that measured it."""
-    methods, datasets = list(registry.METHODS), list(registry.DATASETS)
+    methods, datasets = list(registry.METHODS), list(BENCHMARKS)
     blocks: dict[tuple[str, str], dict[str, dict]] = {}
     for full in sorted(table, key=lambda f: methods.index(registry.resolve(f)[0].method)):
         entry, tag = registry.resolve(full)
         blocks.setdefault((entry.dataset, tag), {})[full] = table[full]
     order = sorted(blocks, key=lambda k: (datasets.index(k[0]),
-                                          -(registry.DATASETS[k[0]].imb_factors or {}).get(k[1], 0), k[1]))
+                                          -(BENCHMARKS[k[0]].imb_factors or {}).get(k[1], 0), k[1]))
     return "\n\n".join("\n".join(_block(*key, blocks[key], seeds or {})) for key in order)
 
 

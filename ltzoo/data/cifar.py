@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ltzoo.benchmarks import BENCHMARKS
 from ltzoo.data.sources import load_cifar
 
 __all__ = [
@@ -24,12 +25,9 @@ __all__ = [
     "long_tailed_indices",
 ]
 
-CIFAR_NUM_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100}
-CIFAR_MAX_PER_CLASS: dict[str, int] = {"cifar10": 5000, "cifar100": 500}
-
-
-# zoo dataset name -> CIFAR dataset it is built from
-ZOO_CIFAR_DATASETS = {"cifar10_lt": "cifar10", "cifar100_lt": "cifar100"}
+# per CIFAR set a CIFAR-LT benchmark is drawn from: its classes and its images per class (ltzoo.benchmarks' rows)
+CIFAR_NUM_CLASSES: dict[str, int] = {b.cifar: b.num_classes for b in BENCHMARKS.values() if b.kind == "cifar_lt"}
+CIFAR_MAX_PER_CLASS: dict[str, int] = {b.cifar: b.max_per_class for b in BENCHMARKS.values() if b.kind == "cifar_lt"}
 
 @dataclass
 class LongTailedCifar:

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ltzoo.benchmarks import FEW_BELOW, MANY_ABOVE
+
 __all__ = ["FEW_BELOW", "MANY_ABOVE", "SHOT_GROUPS", "SHOT_RULE", "shot_groups"]
 
-MANY_ABOVE: int = 100
-FEW_BELOW: int = 20
 SHOT_GROUPS: tuple[str, ...] = ("many", "medium", "few")
 SHOT_RULE: str = (
     "By training count n_k: many if n_k > 100, medium if 20 <= n_k <= 100, few if n_k < 20 "

@@ -24,6 +24,8 @@ from PIL import Image
 from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.utils import check_integrity
 
+from ltzoo.benchmarks import BENCHMARKS
+
 __all__ = [
     "CIFAR_DATASETS",
     "CifarArrays",
@@ -33,7 +35,8 @@ __all__ = [
     "shared_data_dir",
 ]
 
-CIFAR_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
+# the balanced CIFAR sets the CIFAR-LT benchmarks are drawn from
+CIFAR_DATASETS: tuple[str, ...] = tuple(b.cifar for b in BENCHMARKS.values() if b.kind == "cifar_lt")
 
 # beside the checkout: <checkout>/ltzoo/data/sources.py -> <checkout>/../shared/data
 SHARED_DATA_DIR: Path = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -1,14 +1,14 @@
 """Split-file datasets for ImageNet-LT, iNaturalist 2018 and Places-LT (docs/methods/baselines.md §1.2).
 
-A split list has one ``relative/path label`` line per image (the OLTR lists shipped by
-facebookresearch/classifier-balancing); images are read from ``image_root / relative/path``.
+Which lists a benchmark has is its row in ``ltzoo.benchmarks``. A split list has one ``relative/path label`` line
+per image (the OLTR lists shipped by facebookresearch/classifier-balancing); images are read from
+``image_root / relative/path``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,49 +17,18 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image, read_file
 
+from ltzoo.benchmarks import BENCHMARKS, Benchmark, get_benchmark
 from ltzoo.data.sources import shared_data_dir
 
 __all__ = [
-    "BENCHMARKS",
-    "BenchmarkInfo",
     "ImageReadError",
     "SplitFileDataset",
     "SplitListError",
     "SplitListNotFoundError",
     "find_split_list",
     "read_split_list",
+    "split_list_benchmark",
 ]
-
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class BenchmarkInfo:
-    """What defines a large-scale benchmark: class count, list file per split, folder name, mean/std."""
-
-    name: str
-    num_classes: int
-    folder: str
-    split_files: dict[str, str]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-BENCHMARKS: dict[str, BenchmarkInfo] = {
-    "imagenet_lt": BenchmarkInfo(
-        "imagenet_lt", 1000, "ImageNet_LT",
-        {"train": "ImageNet_LT_train.txt", "val": "ImageNet_LT_val.txt", "test": "ImageNet_LT_test.txt"},
-        IMAGENET_MEAN, IMAGENET_STD),
-    "inat2018": BenchmarkInfo(
-        "inat2018", 8142, "iNaturalist18",
-        {"train": "iNaturalist18_train.txt", "val": "iNaturalist18_val.txt", "test": "iNaturalist18_val.txt"},
-        (0.466, 0.471, 0.380), (0.195, 0.194, 0.192)),
-    "places_lt": BenchmarkInfo(
-        "places_lt", 365, "Places_LT",
-        {"train": "Places_LT_train.txt", "val": "Places_LT_val.txt", "test": "Places_LT_test.txt"},
-        IMAGENET_MEAN, IMAGENET_STD),
-}
 
 _NOT_SHARED = {"ImageNet_LT_train.txt", "iNaturalist18_train.txt"}
 
@@ -120,7 +89,7 @@ def find_split_list(benchmark: str, split: str, data_dir: str | Path | None = No
     """Locate a benchmark's list file: in ``data_dir`` (else $LTZOO_DATA), its ``<Folder>/`` or ``splits/<Folder>/``,
     then in the shared ``splits/<Folder>/``; the error lists every place looked.
     """
-    info = _benchmark(benchmark)
+    info = split_list_benchmark(benchmark)
     if split not in info.split_files:
         raise ValueError(f"unknown split {split!r} for {benchmark}; expected one of {', '.join(info.split_files)}")
     filename = info.split_files[split]
@@ -136,7 +105,7 @@ def find_split_list(benchmark: str, split: str, data_dir: str | Path | None = No
                                  f"Pass data_dir=<the folder holding it>, or set LTZOO_DATA to it.{hint}")
 
 
-def _split_list_candidates(info: BenchmarkInfo, filename: str, data_dir: str | Path | None) -> list[Path]:
+def _split_list_candidates(info: Benchmark, filename: str, data_dir: str | Path | None) -> list[Path]:
     """Where a list file may be, in search order."""
     roots = []
     if data_dir is not None:
@@ -151,10 +120,12 @@ def _split_list_candidates(info: BenchmarkInfo, filename: str, data_dir: str | P
     return candidates
 
 
-def _benchmark(benchmark: str) -> BenchmarkInfo:
-    """The ``BenchmarkInfo`` of ``benchmark``, or a ValueError listing the known ones."""
-    if benchmark not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}")
+def split_list_benchmark(benchmark: str) -> Benchmark:
+    """The row of a benchmark read from split lists, or a ValueError listing those."""
+    if get_benchmark(benchmark).kind != "split_lists":
+        listed = [name for name, row in BENCHMARKS.items() if row.kind == "split_lists"]
+        raise ValueError(f"{benchmark} has no split lists (it is built from CIFAR); the benchmarks read from lists "
+                         f"are {', '.join(listed)}")
     return BENCHMARKS[benchmark]
 
 

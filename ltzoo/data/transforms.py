@@ -8,24 +8,22 @@ from typing import Any
 from timm.data import create_transform
 from torchvision import transforms
 
-from ltzoo.data.splits import BENCHMARKS
+from ltzoo.data.splits import split_list_benchmark
 
 __all__ = ["benchmark_transform", "eval_transform_from_cfg"]
 
-_COLOR_JITTER_BENCHMARKS = ("imagenet_lt", "places_lt")
 _CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 
 
 def benchmark_transform(benchmark: str, train: bool, input_size: int = 224) -> transforms.Compose:
-    """Train: RandomResizedCrop + flip (+ ColorJitter(0.4, 0.4, 0.4, 0) on ImageNet-LT and Places-LT);
-    eval: Resize(input_size·256/224) + CenterCrop(input_size); then ToTensor + Normalize(benchmark mean/std).
+    """Train: RandomResizedCrop + flip (+ ColorJitter(0.4, 0.4, 0.4, 0) where the benchmark's row says so:
+    ImageNet-LT, Places-LT); eval: Resize(input_size·256/224) + CenterCrop(input_size); then ToTensor +
+    Normalize(benchmark mean/std).
     """
-    if benchmark not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}")
-    info = BENCHMARKS[benchmark]
+    info = split_list_benchmark(benchmark)
     if train:
         steps = [transforms.RandomResizedCrop(input_size), transforms.RandomHorizontalFlip()]
-        if benchmark in _COLOR_JITTER_BENCHMARKS:
+        if info.color_jitter:
             steps.append(transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0))
     else:
         steps = [transforms.Resize(int(input_size * 256 / 224)), transforms.CenterCrop(input_size)]

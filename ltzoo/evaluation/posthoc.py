@@ -11,7 +11,6 @@ a model (``apply_posthoc``) for ``create_model``; the two give the same logits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,29 +19,11 @@ from torch import Tensor, nn
 from ltzoo.evaluate import Predictions
 from ltzoo.losses.logit_adjust import log_class_prior, posthoc_logit_adjust
 
-__all__ = ["POSTHOC_KINDS", "TAU_GRID", "apply_posthoc", "benchmark_train_counts", "posthoc_logits",
+__all__ = ["POSTHOC_KINDS", "TAU_GRID", "apply_posthoc", "posthoc_logits",
            "tau_normalized_weight"]
 
 POSTHOC_KINDS: tuple[str, ...] = ("logit_adjust", "tau_norm")
 TAU_GRID: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(31))  # 0.0, 0.1, ..., 3.0
-
-
-def benchmark_train_counts(dataset: str, imb_factor: float | None, data_dir: str | Path | None = None) -> np.ndarray:
-    """Training images per class of a zoo benchmark: CIFAR-LT's from its imbalance factor (the formula its release
-    was trained with), a large-scale benchmark's by counting its train list (found in ``data_dir`` or shared)."""
-    from ltzoo.data.cifar import CIFAR_MAX_PER_CLASS, CIFAR_NUM_CLASSES, ZOO_CIFAR_DATASETS, img_num_per_cls
-    from ltzoo.data.splits import BENCHMARKS, find_split_list, read_split_list
-
-    if dataset in ZOO_CIFAR_DATASETS:
-        if imb_factor is None:
-            raise ValueError(f"{dataset} needs the imbalance factor its model was trained with")
-        cifar = ZOO_CIFAR_DATASETS[dataset]
-        return np.asarray(img_num_per_cls(CIFAR_MAX_PER_CLASS[cifar], CIFAR_NUM_CLASSES[cifar], imb_factor))
-    if dataset not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {dataset!r}")
-    num_classes = BENCHMARKS[dataset].num_classes
-    _, labels = read_split_list(find_split_list(dataset, "train", data_dir), num_classes)
-    return np.bincount(labels, minlength=num_classes)
 
 
 def _check_tau(kind: str, tau: float) -> float:

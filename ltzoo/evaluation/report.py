@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ltzoo import registry
+from ltzoo.benchmarks import BENCHMARKS
 from ltzoo.data.shots import SHOT_GROUPS, SHOT_RULE
 from ltzoo.evaluate import plot_per_class
 from ltzoo.evaluation.compare import ComparedModel, compare, plot_per_class_comparison
@@ -102,7 +103,7 @@ def _card_html(readme: Path) -> str:
 
 def _benchmark(model: ComparedModel) -> str:
     entry, tag = registry.resolve(model.name)
-    return f"{registry.DATASETS[entry.dataset].title} ({tag})"
+    return f"{BENCHMARKS[entry.dataset].title} ({tag})"
 
 
 def _row(model: ComparedModel) -> str:

@@ -25,26 +25,18 @@ from .base import LongTailClassifier
 from .ltnet import LTNet
 from .resnet_cifar import CifarResNet
 
-_LARGE = dict(
-    first_conv="backbone.conv1", pool_size=(7, 7), crop_mode="center", interpolation="bilinear", license="apache-2.0",
-    classifier="fc",
-)
 _FEATURE_LEVELS = {"resnet32_cifar": (0, 1, 2, 3)}  # the others: timm's default, stem + four stages
 
 
 def _default_cfgs() -> dict[str, registry.LtzooPretrainedCfg]:
     """Every release as an 'arch.tag' row. timm makes an architecture's first tag with weights its default; ltzoo
     names it explicitly ('*'): the cross-entropy baseline. An architecture without releases gets a weightless row."""
-    weightless = {
-        "resnet32_cifar": registry.LtzooPretrainedCfg(
-            num_classes=10, input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0, crop_mode="center",
-            interpolation="bilinear", mean=registry.CIFAR_MEAN, std=registry.CIFAR_STD, first_conv="conv1",
-            classifier="fc", license="apache-2.0",
-        ),
-        "lt_resnet50": registry.LtzooPretrainedCfg(num_classes=1000, **_LARGE),
-        "lt_resnext50_32x4d": registry.LtzooPretrainedCfg(num_classes=1000, **_LARGE),
-        "lt_resnet152": registry.LtzooPretrainedCfg(num_classes=365, **_LARGE),
-    }
+    weightless = {cfg.architecture: cfg for cfg in (
+        registry.arch_cfg("resnet32", "cifar10_lt"),
+        registry.arch_cfg("resnet50", "imagenet_lt"),
+        registry.arch_cfg("resnext50", "imagenet_lt"),
+        registry.arch_cfg("resnet152", "places_lt"),
+    )}
     releases = registry.timm_pretrained_cfgs()
     rows: dict[str, registry.LtzooPretrainedCfg] = {}
     for arch, cfg in weightless.items():
@@ -63,7 +55,8 @@ default_cfgs = generate_default_cfgs(_default_cfgs())
 
 def _with_release_record(cfg: registry.LtzooPretrainedCfg | Any) -> Any:
     """For an `hf-hub:` / `local-dir:` source, add what the release's config.json `ltzoo` block records (zoo name,
-    sha256, recipe, paper, metrics), so `model.pretrained_cfg` reads as it does for the zoo name."""
+    sha256, paper, metrics) and what the zoo name implies (recipe id, imbalance factor), so `model.pretrained_cfg`
+    reads as it does for the zoo name."""
     if isinstance(cfg, registry.LtzooPretrainedCfg) or cfg.source not in ("hf-hub", "local-dir"):
         return cfg
     if cfg.source == "hf-hub":
@@ -73,10 +66,10 @@ def _with_release_record(cfg: registry.LtzooPretrainedCfg | Any) -> Any:
         meta = config.get("ltzoo", {})
         sha = meta.get("files", {}).get(hub.WEIGHTS_NAME)
     zoo_name = f"{meta['name']}.{meta['tag']}" if meta.get("name") and meta.get("tag") else None
-    imb_factor = registry.pretrained_cfg(zoo_name).imb_factor if zoo_name and registry.is_model(zoo_name) else None
+    zoo = registry.pretrained_cfg(zoo_name) if zoo_name and registry.is_model(zoo_name) else None
     return registry.LtzooPretrainedCfg(
-        **dataclasses.asdict(cfg), zoo_name=zoo_name, sha256=sha, recipe=meta.get("recipe"),
-        paper=meta.get("paper"), metrics=meta.get("metrics"), imb_factor=imb_factor,
+        **dataclasses.asdict(cfg), zoo_name=zoo_name, sha256=sha, recipe=zoo.recipe if zoo else None,
+        paper=meta.get("paper"), metrics=meta.get("metrics"), imb_factor=zoo.imb_factor if zoo else None,
     )
 
 

@@ -11,9 +11,10 @@ from timm.layers import SelectAdaptivePool2d, get_device_dtype
 from torch import nn
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing  # torch.fx's own check, exported only privately
 
+from ..hub import TRAIN_HEADS_PREFIX, split_train_heads
 from .heads import create_classifier
 
-TRAIN_HEADS_PREFIX = "train_heads."
+__all__ = ["TRAIN_HEADS_PREFIX", "LongTailClassifier", "inference_state_dict", "train_heads_state_dict"]
 
 
 class LongTailClassifier(nn.Module):
@@ -145,10 +146,9 @@ class LongTailClassifier(nn.Module):
 
 def inference_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict without training-only heads: exactly what plain timm loads strictly."""
-    return {k: v for k, v in model.state_dict().items() if not k.startswith(TRAIN_HEADS_PREFIX)}
+    return split_train_heads(model.state_dict())[0]
 
 
 def train_heads_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Only the training-only heads, keyed relative to `model.train_heads`."""
-    n = len(TRAIN_HEADS_PREFIX)
-    return {k[n:]: v for k, v in model.state_dict().items() if k.startswith(TRAIN_HEADS_PREFIX)}
+    return split_train_heads(model.state_dict())[1]
