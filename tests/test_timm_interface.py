@@ -53,6 +53,13 @@ def test_forward_intermediates_ends_with_forward_features(arch: str, size: int, 
     assert [m.shape[1] for m in last_two] == channels[-2:]
 
 
+@pytest.mark.parametrize("arch, size, channels", ARCHS)
+def test_the_cfgs_classifier_names_the_module_get_classifier_returns(arch: str, size: int, channels: list[int]) -> None:
+    """The classifier's name is declared once (ltzoo.registry.ARCHS) and timm resets and adapts the head by it."""
+    model = timm.create_model(arch, num_classes=3)
+    assert model.get_submodule(model.pretrained_cfg["classifier"]) is model.get_classifier()
+
+
 @pytest.mark.parametrize("pool, mult", POOLS.items())
 @pytest.mark.parametrize("classifier", ["linear", "cosine"])
 def test_global_pool_sets_the_head_width(pool: str, mult: int, classifier: str) -> None:
