@@ -28,12 +28,12 @@ import numpy as np
 import torch
 
 import ltzoo
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data.cifar import img_num_per_cls
 from ltzoo.data.loader import ArrayLoader
 from ltzoo.methods import TrainingMethod, TrainSet, build_method
 from ltzoo.models import build_train_heads
 from ltzoo.precision import default_amp
-from ltzoo.registry import CIFAR_MEAN, CIFAR_STD
 
 BATCH_SIZE = 128
 EPOCHS = 200

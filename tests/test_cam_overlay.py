@@ -8,9 +8,9 @@ from PIL import Image
 
 import ltzoo
 from ltzoo.augment import centred_boxes, model_saliency, peaks, upsample
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.cam_overlay import cifar_test_images, load_image_files, overlay_figure, save_cam_overlays
 from ltzoo.data.batch_transforms import Normalize
-from ltzoo.registry import CIFAR_MEAN, CIFAR_STD
 
 
 def _images(n: int = 2) -> torch.Tensor:

@@ -21,9 +21,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data.loader import ArrayLoader
 from ltzoo.methods import TrainSet
-from ltzoo.registry import CIFAR_MEAN, CIFAR_STD
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.builders import build_config_method, build_training_model  # noqa: E402

@@ -22,9 +22,9 @@ from ltzoo.augment import (
     to_uint8_images,
     upsample,
 )
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data.batch_transforms import Normalize
 from ltzoo.models.base import LongTailClassifier
-from ltzoo.registry import CIFAR_MEAN, CIFAR_STD
 
 
 class TinyCamNet(LongTailClassifier):

@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 import ltzoo
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data import ArrayLoader
 from ltzoo.data.batch_transforms import cifar_train_transform
 from ltzoo.losses import SupConLoss
 from ltzoo.methods import CMO, METHODS, SMCL, TrainSet, build_method
 from ltzoo.methods.smcl import contrast_labels, mixed_positive_mask
 from ltzoo.models import build_train_heads
-from ltzoo.registry import CIFAR_MEAN, CIFAR_STD
 
 COUNTS = [20, 12, 8, 6, 5, 4, 3, 3, 2, 1]  # 64 images of 10 classes
 BATCH = 8

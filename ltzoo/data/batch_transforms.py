@@ -25,6 +25,8 @@ from torch import Tensor
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
+
 __all__ = [
     "CIFAR_MEAN",
     "CIFAR_STD",
@@ -48,8 +50,6 @@ __all__ = [
     "sample_resized_crop_boxes",
 ]
 
-CIFAR_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
-CIFAR_STD: tuple[float, float, float] = (0.2023, 0.1994, 0.2010)
 
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor | tuple[Tensor, ...]]
 

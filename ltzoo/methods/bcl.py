@@ -12,6 +12,7 @@ from timm.data.auto_augment import rand_augment_transform
 from torch import Tensor, nn
 from torchvision import transforms
 
+from ..benchmarks import IMAGENET_MEAN
 from ..data.batch_transforms import BatchTransform, MultiView, cifar_autoaugment_transform, cifar_contrastive_transform
 from ..data.loader import Batch
 from ..losses import BalancedContrastiveLoss, LogitAdjustedLoss, upcast
@@ -19,7 +20,6 @@ from .base import TrainingMethod
 
 # `cl_views` -> the two contrastive views (v1, v2) of §2.2
 CL_VIEWS = {"sim-sim": ("sim", "sim"), "sim-rand": ("rand", "sim"), "rand-rand": ("rand", "rand")}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
 CONTRASTIVE_HEAD = "head"
 PROTOTYPE_HEAD = "head_fc"
 
