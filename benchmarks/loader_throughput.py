@@ -27,7 +27,7 @@ from ltzoo.data import splits
 from ltzoo.data.loader import image_loader
 from ltzoo.data.sources import load_cifar, shared_data_dir
 from ltzoo.data.splits import SplitFileDataset
-from ltzoo.data.transforms import benchmark_transform
+from ltzoo.data.transforms import benchmark_train_transform
 
 BATCH_SIZE = 64
 
@@ -53,7 +53,7 @@ def pil_rgb(path: Path) -> Image.Image:
 def rate(root: Path, train_list: Path, workers: int, epochs: int) -> float:
     """Images/s of the training loader over `epochs` epochs after a first, untimed one."""
     dataset = SplitFileDataset(root, train_list, BENCHMARKS["imagenet_lt"].num_classes,
-                               benchmark_transform("imagenet_lt", train=True))
+                               benchmark_train_transform("imagenet_lt"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     loader = image_loader(dataset, BATCH_SIZE, workers, device, sampler=RandomSampler(dataset))
     for _ in loader:

@@ -8,6 +8,7 @@ from fixtures import lossless_refs, make_split_root, shared_file
 from PIL import Image
 from torchvision import transforms
 
+from ltzoo import registry
 from ltzoo.benchmarks import BENCHMARKS
 from ltzoo.data import sources
 from ltzoo.data.splits import (
@@ -19,7 +20,7 @@ from ltzoo.data.splits import (
     find_split_list,
     read_split_list,
 )
-from ltzoo.data.transforms import benchmark_transform, eval_transform_from_cfg
+from ltzoo.data.transforms import benchmark_train_transform, eval_transform_from_cfg
 
 SHARED_LISTS = [
     # benchmark, split, lines, per-class min, per-class max
@@ -142,7 +143,7 @@ def test_with_no_place_to_look_the_error_says_so(tmp_path, monkeypatch, no_ltzoo
 
 @pytest.mark.parametrize("benchmark, jitter", [("imagenet_lt", True), ("places_lt", True), ("inat2018", False)])
 def test_train_transform_crops_flips_and_jitters_per_benchmark(benchmark, jitter):
-    pipeline = benchmark_transform(benchmark, train=True)
+    pipeline = benchmark_train_transform(benchmark)
     kinds = [type(step) for step in pipeline.transforms]
     assert kinds[:2] == [transforms.RandomResizedCrop, transforms.RandomHorizontalFlip]
     assert (transforms.ColorJitter in kinds) == jitter
@@ -151,8 +152,8 @@ def test_train_transform_crops_flips_and_jitters_per_benchmark(benchmark, jitter
     assert pipeline(Image.new("RGB", (300, 200))).shape == (3, 224, 224)
 
 
-def test_eval_transform_resizes_to_256_and_center_crops_224():
-    pipeline = benchmark_transform("imagenet_lt", train=False)
+def test_the_large_scale_eval_transform_resizes_to_256_and_center_crops_224():
+    pipeline = eval_transform_from_cfg(registry.get_pretrained_cfg("resnet50_ce_imagenet_lt"))
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
     expected = transforms.functional.center_crop(transforms.functional.resize(image, 256), 224)
     mean, std = torch.tensor(BENCHMARKS["imagenet_lt"].mean), torch.tensor(BENCHMARKS["imagenet_lt"].std)

@@ -18,7 +18,7 @@ from ltzoo.data import (
     BatchedDataLoader,
     ShardedSampler,
     SplitFileDataset,
-    benchmark_transform,
+    benchmark_train_transform,
     cifar_lt,
     find_split_list,
 )
@@ -89,7 +89,7 @@ def _split_files(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size
     info = get_benchmark(data.dataset)
     root = image_root(data.dataset, data.root, "data.root")
     train_list = find_split_list(data.dataset, "train", data.root)
-    train_transform = benchmark_transform(data.dataset, train=True)
+    train_transform = benchmark_train_transform(data.dataset)
     train_set = SplitFileDataset(root, train_list, info.num_classes, train_transform)
     if train_set.paths and not (root / train_set.paths[0]).is_file():
         raise FileNotFoundError(f"data.root={root} does not hold the {data.dataset} images: "

@@ -1,5 +1,5 @@
-"""Per-image transforms: the large-scale benchmarks' train/eval pipelines (docs/methods/baselines.md §1.2) and the eval
-pipeline a timm-style pretrained cfg asks for."""
+"""Per-image transforms: the large-scale benchmarks' train pipeline (docs/methods/baselines.md §1.2) and the eval
+pipeline a timm-style pretrained cfg asks for, which every evaluation uses (`ltzoo.data.benchmark_sets.eval_set`)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,18 @@ from torchvision import transforms
 
 from ltzoo.data.splits import split_list_benchmark
 
-__all__ = ["benchmark_transform", "eval_transform_from_cfg"]
+__all__ = ["benchmark_train_transform", "eval_transform_from_cfg"]
 
 _CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 
 
-def benchmark_transform(benchmark: str, train: bool, input_size: int = 224) -> transforms.Compose:
-    """Train: RandomResizedCrop + flip (+ ColorJitter(0.4, 0.4, 0.4, 0) where the benchmark's row says so:
-    ImageNet-LT, Places-LT); eval: Resize(input_size·256/224) + CenterCrop(input_size); then ToTensor +
-    Normalize(benchmark mean/std).
-    """
+def benchmark_train_transform(benchmark: str, input_size: int = 224) -> transforms.Compose:
+    """RandomResizedCrop + flip (+ ColorJitter(0.4, 0.4, 0.4, 0) where the benchmark's row says so: ImageNet-LT,
+    Places-LT), then ToTensor + Normalize(benchmark mean/std)."""
     info = split_list_benchmark(benchmark)
-    if train:
-        steps = [transforms.RandomResizedCrop(input_size), transforms.RandomHorizontalFlip()]
-        if info.color_jitter:
-            steps.append(transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0))
-    else:
-        steps = [transforms.Resize(int(input_size * 256 / 224)), transforms.CenterCrop(input_size)]
+    steps = [transforms.RandomResizedCrop(input_size), transforms.RandomHorizontalFlip()]
+    if info.color_jitter:
+        steps.append(transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0))
     return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(info.mean, info.std)])
 
 
