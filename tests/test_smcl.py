@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import ltzoo
+from ltzoo.augment.views import cifar_train_transform
 from ltzoo.data import ArrayLoader
-from ltzoo.data.batch_transforms import cifar_train_transform
 from ltzoo.losses import SupConLoss
 from ltzoo.methods import CMO, METHODS, SMCL, TrainSet, build_method
 from ltzoo.methods.smcl import contrast_labels, mixed_positive_mask

@@ -17,17 +17,10 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from ..data.batch_transforms import (
-    BatchTransform,
-    ColorJitter,
-    Compose,
-    GaussianBlur,
-    Normalize,
-    RandomGrayscale,
-    RandomHorizontalFlip,
-    resized_crop,
-    sample_resized_crop_boxes,
-)
+from ..augment.blur import GaussianBlur
+from ..augment.colour import ColorJitter, RandomGrayscale
+from ..augment.crops import RandomHorizontalFlip, resized_crop, sample_resized_crop_boxes
+from ..data.batch_transforms import BatchTransform, Compose, Normalize
 
 RATIO = (3.0 / 4.0, 4.0 / 3.0)
 

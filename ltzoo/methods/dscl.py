@@ -20,17 +20,11 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.ops import roi_align
 
+from ..augment.blur import GaussianBlur
+from ..augment.colour import ColorJitter, RandomGrayscale
+from ..augment.crops import RandomHorizontalFlip, RandomResizedCrop
 from ..augment.dscl_crops import DSCLViews, PerImageViews, dscl_views
-from ..data.batch_transforms import (
-    BatchTransform,
-    ColorJitter,
-    Compose,
-    GaussianBlur,
-    Normalize,
-    RandomGrayscale,
-    RandomHorizontalFlip,
-    RandomResizedCrop,
-)
+from ..data.batch_transforms import BatchTransform, Compose, Normalize
 from ..data.loader import Batch
 from ..data.samplers import ClassAwareSampler
 from ..losses import CrossEntropyLoss, DSCLLoss, PBSDLoss, upcast
