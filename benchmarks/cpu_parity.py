@@ -35,16 +35,15 @@ sys.path.insert(0, str(ROOT))
 from gpu_check import tiny_cifar_root  # noqa: E402  (benchmarks/, the folder of this script)
 
 from ltzoo.augment.dscl_crops import dscl_views  # noqa: E402
-from ltzoo.data import ArrayLoader  # noqa: E402
-from ltzoo.data.batch_transforms import (  # noqa: E402
-    CIFAR_MEAN,
-    CIFAR_STD,
+from ltzoo.augment.randaugment import RandAugment  # noqa: E402
+from ltzoo.augment.views import (  # noqa: E402
     MultiView,
-    RandAugment,
     cifar_autoaugment_transform,
     cifar_contrastive_transform,
     cifar_train_transform,
 )
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD  # noqa: E402
+from ltzoo.data import ArrayLoader  # noqa: E402
 from ltzoo.data.sources import shared_data_dir  # noqa: E402
 
 

@@ -14,14 +14,13 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from ltzoo.data.batch_transforms import (
-    CIFAR_MEAN,
-    CIFAR_STD,
+from ltzoo.augment.views import (
     MultiView,
     cifar_autoaugment_transform,
     cifar_contrastive_transform,
     cifar_train_transform,
 )
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data.cifar import CifarDataset, LongTailedCifar, cifar_lt
 from ltzoo.data.loader import ArrayLoader
 

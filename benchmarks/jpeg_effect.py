@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 import ltzoo
+from ltzoo.augment.views import cifar_train_transform
 from ltzoo.data import ArrayLoader, load_cifar
-from ltzoo.data.batch_transforms import cifar_eval_transform, cifar_train_transform
+from ltzoo.data.batch_transforms import cifar_eval_transform
 from ltzoo.data.sources import shared_data_dir
 from ltzoo.evaluate import evaluate
 from ltzoo.precision import default_amp

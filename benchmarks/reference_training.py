@@ -33,7 +33,7 @@ from torchvision import transforms
 from tqdm import tqdm
 
 import ltzoo
-from ltzoo.data.batch_transforms import CIFAR_MEAN, CIFAR_STD
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data.cifar import CifarDataset, cifar_lt
 
 MODEL = "resnet32_ce_cifar10_lt"

@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 import ltzoo
-from ltzoo.data.batch_transforms import CIFAR_MEAN, CIFAR_STD, cifar_train_transform
+from ltzoo.augment.views import cifar_train_transform
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data.cifar import CifarDataset, LongTailedCifar, cifar_lt
 from ltzoo.data.loader import ArrayLoader
 from ltzoo.methods import build_method

@@ -4,7 +4,6 @@ is the eval set both `ltzoo validate` and the training loop measure."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,6 @@ from ltzoo.benchmarks import BENCHMARKS, get_benchmark, imb_factor_of
 from ltzoo.data.benchmark_sets import eval_set, train_class_counts
 from ltzoo.data.cifar import img_num_per_cls
 from ltzoo.data.sources import load_cifar
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
-
-from training.config import load_config  # noqa: E402
-from training.data import imb_factor  # noqa: E402
-
-CE_CIFAR10 = ROOT / "training" / "configs" / "resnet32_ce_cifar10_lt.if100.yaml"
-CE_IMAGENET = ROOT / "training" / "configs" / "resnet50_ce_imagenet_lt.e100.yaml"
 
 
 def test_every_zoo_entry_is_on_a_benchmark_of_the_table():
@@ -58,21 +48,6 @@ def test_a_cifar_tag_that_names_no_imbalance_factor_is_refused():
 def test_an_unknown_benchmark_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown benchmark 'cifar10'; expected one of cifar10_lt, cifar100_lt"):
         get_benchmark("cifar10")
-
-
-def test_training_takes_the_imbalance_factor_from_the_tag():
-    assert imb_factor(load_config(CE_CIFAR10, ["data.imb_factor=null"])) == 100.0
-
-
-def test_training_refuses_a_data_imb_factor_that_contradicts_the_tag():
-    with pytest.raises(ValueError, match="data.imb_factor 50 contradicts resnet32_ce_cifar10_lt.if100, whose tag names "
-                                         "imbalance factor 100"):
-        imb_factor(load_config(CE_CIFAR10, ["data.imb_factor=50"]))
-
-
-def test_training_refuses_an_imbalance_factor_on_a_large_scale_benchmark():
-    with pytest.raises(ValueError, match="whose tag names no imbalance factor"):
-        imb_factor(load_config(CE_IMAGENET, ["data.imb_factor=10"]))
 
 
 def test_cifar_training_counts_follow_the_tags_exponential_profile():

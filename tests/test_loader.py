@@ -5,7 +5,10 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler, Sampler
 
-from ltzoo.data.batch_transforms import CIFAR_MEAN, CIFAR_STD, Compose, MultiView, Normalize, RandomCropFlip
+from ltzoo.augment.crops import RandomCropFlip
+from ltzoo.augment.views import MultiView
+from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
+from ltzoo.data.batch_transforms import Compose, Normalize
 from ltzoo.data.loader import ArrayLoader, Batch
 
 

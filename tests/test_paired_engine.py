@@ -12,9 +12,9 @@ import ltzoo
 from ltzoo.augment import PairedMinorityEngine, centred_boxes, opencv_finegrained_saliency, peaks, to_uint8_images
 from ltzoo.augment.paired import MINOR_SEED_OFFSET
 from ltzoo.augment.saliency import model_saliency, upsample
+from ltzoo.augment.views import cifar_train_transform
 from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data import ArrayLoader, ClassAwareSampler
-from ltzoo.data.batch_transforms import cifar_train_transform
 from ltzoo.losses import class_balanced_weights
 from ltzoo.methods import CMO, TrainSet
 

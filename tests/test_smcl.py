@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import ltzoo
+from ltzoo.augment.views import cifar_train_transform
 from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data import ArrayLoader
-from ltzoo.data.batch_transforms import cifar_train_transform
 from ltzoo.losses import SupConLoss
 from ltzoo.methods import CMO, METHODS, SMCL, TrainSet, build_method
 from ltzoo.methods.smcl import contrast_labels, mixed_positive_mask

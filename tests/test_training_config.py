@@ -1,13 +1,12 @@
 """Training configs (training/config.py, training/configs/*.yaml): loading, overrides, strict keys, fingerprint.
 
-No training here: everything is in-process except `make_configs.py`, which runs as a script into a temp copy.
+The YAML files are the recipes' one source; what a config's name says (dataset, method, imbalance factor) is derived
+from it at load, and a stated value must agree. No training here.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,13 +18,16 @@ from ltzoo.methods import METHODS
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
 
+import yaml  # noqa: E402
+
+from ltzoo.benchmarks import imb_factor_of  # noqa: E402
 from training import recipes  # noqa: E402
-from training.config import ConfigError, load_config  # noqa: E402
-from training.make_configs import BASELINE_METHODS  # noqa: E402
+from training.config import ConfigError, config_from_dict, load_config  # noqa: E402
 
 CONFIG_DIR = ROOT / "training" / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 CE_CIFAR10 = CONFIG_DIR / "resnet32_ce_cifar10_lt.if100.yaml"
+DSCL_PROBE = CONFIG_DIR / "resnet32_dscl_cifar10_lt.if100.probe.yaml"
 
 
 def test_there_are_configs_for_every_baseline_dataset():
@@ -65,12 +67,6 @@ def test_config_method_is_the_entrys_or_one_of_its_stages(path: Path):
         assert cfg.method["name"] == entry.method
     else:
         assert cfg.method["name"] == f"{entry.method}_{stage(path)}"
-
-
-@pytest.mark.parametrize("path", [p for p in CONFIGS if "cifar" in p.name], ids=lambda p: p.stem)
-def test_cifar_config_trains_on_the_imbalance_factor_validate_evaluates(path: Path):
-    cfg = load_config(path)
-    assert cfg.data.imb_factor == registry.get_pretrained_cfg(cfg.full_name)["imb_factor"]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -168,7 +164,7 @@ def test_invalid_values_are_errors(override: str):
     ("epochs=2.5", "epochs must be int, got 2.5"),
     ("data.batch_size=true", "data.batch_size must be int, got True"),
     ("channels_last=maybe", "channels_last must be bool, got 'maybe'"),
-    ("data.imb_factor=[100]", "data.imb_factor must be float or null, got [100]"),
+    ("data.subset=[100]", "data.subset must be int or null, got [100]"),
     ("method=ce", "method must be dict, got 'ce'"),
 ])
 def test_a_value_of_the_wrong_type_is_an_error_naming_the_key(override: str, message: str):
@@ -177,8 +173,9 @@ def test_a_value_of_the_wrong_type_is_an_error_naming_the_key(override: str, mes
 
 
 def test_an_integer_is_accepted_where_a_float_is_expected():
-    cfg = load_config(CE_CIFAR10, ["optim.lr=1", "data.imb_factor=null"])
-    assert (cfg.optim.lr, cfg.data.imb_factor) == (1.0, None) and isinstance(cfg.optim.lr, float)
+    cfg = load_config(CE_CIFAR10, ["optim.lr=1", "data.imb_factor=100"])
+    assert (cfg.optim.lr, cfg.data.imb_factor) == (1.0, 100.0) and isinstance(cfg.optim.lr, float)
+    assert isinstance(cfg.data.imb_factor, float)
 
 
 @pytest.mark.parametrize("override", ["run_dir=/tmp/elsewhere", "eval_every=1", "release_dir=/tmp/rel",
@@ -197,18 +194,84 @@ def test_fingerprint_is_stable_across_loads():
     assert load_config(CE_CIFAR10).fingerprint() == load_config(CE_CIFAR10).fingerprint()
 
 
-def test_make_configs_reproduces_the_committed_configs(tmp_path: Path):
-    """Running the generator (in a copy, so the real folder is untouched) gives byte-identical YAML files."""
-    script = tmp_path / "training" / "make_configs.py"
-    script.parent.mkdir()
-    shutil.copy(ROOT / "training" / "make_configs.py", script)
-    subprocess.run([sys.executable, str(script)], check=True, capture_output=True, cwd=tmp_path, timeout=120)
-    generated = {p.name: p.read_text() for p in (tmp_path / "training" / "configs").glob("*.yaml")}
-    committed = {p.name: p.read_text() for p in CONFIGS}
-    assert generated, "make_configs.py wrote nothing"
-    assert {name: text for name, text in committed.items() if name in generated} == generated
-    baseline_configs = {p.name for p in CONFIGS if load_config(p).method["name"] in BASELINE_METHODS}
-    assert baseline_configs == set(generated)  # no committed baseline config that the generator no longer makes
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_file_does_not_repeat_what_its_name_says(path: Path):
+    """Dataset and imbalance factor come from the name and tag; the method too, except in a later stage's file."""
+    raw = yaml.safe_load(path.read_text())
+    assert "dataset" not in raw["data"] and "imb_factor" not in raw["data"]
+    assert ("name" in raw.get("method", {})) == (stage(path) is not None)
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if "cifar" in p.name], ids=lambda p: p.stem)
+def test_cifar_config_trains_on_the_imbalance_factor_its_tag_names(path: Path):
+    cfg = load_config(path)
+    assert cfg.data.imb_factor == imb_factor_of(cfg.data.dataset, cfg.tag) == float(cfg.tag[2:].split("_")[0])
+
+
+@pytest.mark.parametrize("path", [CE_CIFAR10, DSCL_PROBE, CONFIG_DIR / "resnet50_bcl_imagenet_lt.e90.yaml"],
+                         ids=lambda p: p.stem)
+def test_stating_the_derived_fields_with_the_names_values_changes_nothing(path: Path):
+    cfg = load_config(path)
+    imb_factor = "null" if cfg.data.imb_factor is None else cfg.data.imb_factor
+    stated = [f"data.dataset={cfg.data.dataset}", f"data.imb_factor={imb_factor}",
+              f"method.name={cfg.method['name']}"]
+    assert load_config(path, stated).to_dict() == cfg.to_dict()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.dataset=cifar100_lt",
+     "data.dataset 'cifar100_lt' disagrees with name 'resnet32_ce_cifar10_lt' (dataset 'cifar10_lt')"),
+    ("data.imb_factor=50",
+     "data.imb_factor 50 disagrees with tag 'if100' of 'resnet32_ce_cifar10_lt' (imbalance factor 100.0)"),
+    ("data.imb_factor=null",
+     "data.imb_factor None disagrees with tag 'if100' of 'resnet32_ce_cifar10_lt' (imbalance factor 100.0)"),
+    ("method.name=ce_drw", "method.name 'ce_drw' disagrees with name 'resnet32_ce_cifar10_lt' (method 'ce')"),
+    ("tag=e100", "tag 'e100' of 'resnet32_ce_cifar10_lt' names no imbalance factor"),
+    ("name=resnet32_ce_cifar10", "name 'resnet32_ce_cifar10' is not <arch>_<method>_<dataset>"),
+])
+def test_a_stated_field_that_disagrees_with_the_name_is_a_one_line_error_naming_both(override: str, message: str):
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
+        load_config(CE_CIFAR10, [override])
+    assert "\n" not in str(raised.value)
+
+
+def test_a_large_scale_config_refuses_an_imbalance_factor_its_lists_fix():
+    with pytest.raises(ConfigError, match="data.imb_factor 10 disagrees with tag 'e100' of 'resnet50_ce_imagenet_lt' "
+                                          r"\(imbalance factor None\)"):
+        load_config(CONFIG_DIR / "resnet50_ce_imagenet_lt.e100.yaml", ["data.imb_factor=10"])
+
+
+def test_a_later_stage_file_must_state_that_stages_method():
+    with pytest.raises(ConfigError, match=re.escape("method.name 'dscl' disagrees with stage 'probe' of "
+                                                    "'resnet32_dscl_cifar10_lt' (method 'dscl_probe')")):
+        load_config(DSCL_PROBE, ["method.name=dscl"])
+
+
+def test_a_stage_the_method_does_not_have_is_an_error(tmp_path: Path):
+    path = tmp_path / "resnet32_ce_cifar10_lt.if100.probe.yaml"
+    path.write_text(CE_CIFAR10.read_text())
+    with pytest.raises(ConfigError, match="config file stage 'probe': 'ce' has no such stage"):
+        load_config(path)
+
+
+def test_a_copy_of_a_stage_file_under_another_name_keeps_its_stated_stage_method(tmp_path: Path):
+    path = tmp_path / "my_probe.yaml"
+    path.write_text(DSCL_PROBE.read_text())
+    assert load_config(path).to_dict() == load_config(DSCL_PROBE).to_dict()
+
+
+@pytest.mark.parametrize("path", [CE_CIFAR10, DSCL_PROBE], ids=lambda p: p.stem)
+def test_a_config_recorded_as_a_dict_loads_back_to_the_same_fingerprint(path: Path):
+    """What a release's config.json and a checkpoint's meta.json hold (`to_dict()`), read by `config_from_dict`."""
+    cfg = load_config(path)
+    assert config_from_dict(cfg.to_dict()).fingerprint() == cfg.fingerprint()
+
+
+def test_a_recorded_config_whose_dataset_disagrees_with_its_name_is_an_error():
+    recorded = load_config(CE_CIFAR10).to_dict()
+    recorded["data"]["dataset"] = "cifar100_lt"
+    with pytest.raises(ConfigError, match="data.dataset 'cifar100_lt' disagrees with name"):
+        config_from_dict(recorded)
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -224,7 +287,6 @@ def test_make_configs_reproduces_the_committed_configs(tmp_path: Path):
     ("optim.backbone_lr_scale=-1", "optim.backbone_lr_scale must be >= 0, got -1.0"),
     ("data.subset=0", "data.subset must be >= 1, got 0"),
     ("data.num_workers=-2", "data.num_workers must be >= 0, got -2"),
-    ("data.imb_factor=0.5", "data.imb_factor must be >= 1, got 0.5"),
     ("seed=-1", "seed must be >= 0, got -1"),
 ])
 def test_a_value_out_of_range_is_an_error_naming_the_key_and_the_range(override: str, message: str):

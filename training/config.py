@@ -1,4 +1,11 @@
-"""Training configs: one YAML per zoo entry, `key=value` overrides, strict keys, a fingerprint for resume checks."""
+"""Training configs: one YAML per zoo entry, `key=value` overrides, strict keys, a fingerprint for resume checks.
+
+The YAML files in training/configs/ are the recipes' one source (hand-kept, validated here). What a config's name
+already says is not repeated in it: `name` is `<arch>_<method>_<dataset>`, so `data.dataset` and `method.name` come
+from it, and `data.imb_factor` from the tag (`if100...` -> 100 on CIFAR-LT). A later stage of a multi-stage recipe
+(`<name>.<tag>.<stage>.yaml`) states its method, `<method>_<stage>` (e.g. `dscl_probe`), since the name alone
+cannot say which stage it is. A file or override may state any of these anyway; it must then agree with the name.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ltzoo import registry
+from ltzoo.benchmarks import BENCHMARKS, imb_factor_of
 
 
 class _Loader(yaml.SafeLoader):
@@ -125,7 +135,6 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.num_workers": _at_least(0),
     "data.subset": _at_least(1),
     "data.subset_seed": _at_least(0),
-    "data.imb_factor": _at_least(1),
     "optim.lr": ((lambda v: math.isfinite(v) and v > 0), "> 0"),
     "optim.momentum": ((lambda v: 0 <= v < 1), "in [0, 1)"),
     "optim.weight_decay": _at_least(0),
@@ -184,9 +193,76 @@ def _checked(value: Any, hint: Any, key: str) -> Any:
     raise ConfigError(f"{key} must be {names}, got {value!r} ({type(value).__name__})")
 
 
+def _name_parts(name: str) -> tuple[str, str]:
+    """(method, dataset) of a zoo name `<arch>_<method>_<dataset>`, or a ConfigError saying what a name is made of."""
+    arch = next((a for a in registry.ARCHS if name.startswith(f"{a}_")), None)
+    dataset = next((d for d in BENCHMARKS if name.endswith(f"_{d}")), None)
+    method = name[len(arch) + 1 : -len(dataset) - 1] if arch and dataset else ""
+    if not method:
+        raise ConfigError(f"name {name!r} is not <arch>_<method>_<dataset> (arch one of {sorted(registry.ARCHS)}, "
+                          f"dataset one of {sorted(BENCHMARKS)})")
+    return method, dataset
+
+
+def _stage_methods(method: str) -> list[str]:
+    """The method names of a method's later training stages (`dscl` -> ['dscl_probe'])."""
+    stages = registry.METHODS[method].stages if method in registry.METHODS else ()
+    return [f"{method}_{stage}" for stage in stages if stage]
+
+
+def _with_name_fields(raw: dict[str, Any], stage: str | None) -> dict[str, Any]:
+    """`raw` with `data.dataset`, `data.imb_factor` and `method.name` filled in from `name`, `tag` and the file's
+    stage; a stated value that disagrees with them is a one-line ConfigError naming both."""
+    name, tag = raw.get("name"), raw.get("tag")
+    if not (isinstance(name, str) and isinstance(tag, str)):
+        return raw  # a missing or mistyped name or tag: _build names it
+    method, dataset = _name_parts(name)
+    if isinstance(raw.setdefault("data", {}), dict):  # else _build names the mistyped section
+        raw["data"] = _data_of(dict(raw["data"]), name, tag, dataset)
+    if isinstance(raw.setdefault("method", {}), dict):
+        raw["method"] = _method_of(dict(raw["method"]), name, method, stage)
+    return raw
+
+
+def _data_of(data: dict[str, Any], name: str, tag: str, dataset: str) -> dict[str, Any]:
+    if data.setdefault("dataset", dataset) != dataset:
+        raise ConfigError(f"data.dataset {data['dataset']!r} disagrees with name {name!r} (dataset {dataset!r}); "
+                          "leave data.dataset out, the name gives it")
+    try:
+        factor = imb_factor_of(dataset, tag)
+    except ValueError:
+        raise ConfigError(f"tag {tag!r} of {name!r} names no imbalance factor; a {dataset} tag starts with one of "
+                          f"{sorted(BENCHMARKS[dataset].imb_factors)}") from None
+    if data.setdefault("imb_factor", factor) != factor:
+        raise ConfigError(f"data.imb_factor {data['imb_factor']!r} disagrees with tag {tag!r} of {name!r} "
+                          f"(imbalance factor {factor!r}); leave data.imb_factor out, the tag gives it")
+    return data
+
+
+def _method_of(options: dict[str, Any], name: str, method: str, stage: str | None) -> dict[str, Any]:
+    expected = f"{method}_{stage}" if stage else method
+    if stage and expected not in _stage_methods(method):
+        raise ConfigError(f"config file stage {stage!r}: {method!r} has no such stage (its later stages' methods: "
+                          f"{_stage_methods(method)})")
+    stated = options.pop("name", expected)
+    allowed = [expected] if stage else [method, *_stage_methods(method)]
+    if stated not in allowed:
+        where = f"stage {stage!r} of {name!r}" if stage else f"name {name!r}"
+        raise ConfigError(f"method.name {stated!r} disagrees with {where} (method {' or '.join(map(repr, allowed))}); "
+                          "leave method.name out of a first-stage config, the name gives it")
+    return {"name": stated, **options}
+
+
+def _file_stage(path: Path, raw: dict[str, Any]) -> str | None:
+    """`probe` for a later-stage file `<name>.<tag>.probe.yaml`; None for `<name>.<tag>.yaml` or another name."""
+    prefix = f"{raw.get('name')}.{raw.get('tag')}."
+    rest = path.name[len(prefix) : -len(".yaml")] if path.name.startswith(prefix) and path.suffix == ".yaml" else ""
+    return rest or None
+
+
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     """A config from its `to_dict()` form (as a release's config.json records it), with the same key checks."""
-    return _build(TrainConfig, values, "")
+    return _build(TrainConfig, _with_name_fields(dict(values), None), "")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -202,7 +278,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, value = item.split("=", 1)
         _set_dotted(raw, key.strip(), _parse_yaml(value, f"override {item!r}"))
-    cfg = _build(TrainConfig, raw, "")
+    cfg = _build(TrainConfig, _with_name_fields(raw, _file_stage(path, raw)), "")
     for key, (in_range, requirement) in RANGES.items():
         value = cfg
         for part in key.split("."):
@@ -215,8 +291,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.select not in SELECTIONS:
         raise ConfigError(f"select must be one of {SELECTIONS}, got {cfg.select!r}")
-    if "name" not in cfg.method:
-        raise ConfigError("method.name is required (e.g. ce, ce_drw, ldam_drw, bsce)")
     return cfg
 
 

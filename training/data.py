@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler, Subset
 
-from ltzoo import registry
-from ltzoo.benchmarks import get_benchmark, imb_factor_of
+from ltzoo.benchmarks import get_benchmark
 from ltzoo.data import (
     ArrayLoader,
     BatchedDataLoader,
@@ -44,23 +43,12 @@ def _per_rank_batch(global_batch: int, world_size: int) -> int:
     return global_batch // world_size
 
 
-def imb_factor(cfg: Any) -> float | None:
-    """The imbalance factor the config trains on: the one its tag names (`ltzoo.benchmarks.imb_factor_of`, which
-    `ltzoo validate` reads too); a `data.imb_factor` that says otherwise is refused, never silently trained on."""
-    named = imb_factor_of(cfg.data.dataset, registry.resolve(cfg.full_name)[1])
-    if cfg.data.imb_factor is not None and cfg.data.imb_factor != named:
-        raise ValueError(f"data.imb_factor {cfg.data.imb_factor:g} contradicts {cfg.full_name}, whose tag names "
-                         f"{'imbalance factor ' + format(named, 'g') if named else 'no imbalance factor'}; drop "
-                         "data.imb_factor (the tag sets it) or train the entry whose tag names it")
-    return named
-
-
 def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int, device: torch.device) -> TrainData:
     data = cfg.data
     if cfg.select == "val":
         raise ValueError(f"select: val needs a val split, and {data.dataset} has none (the benchmark is train/test "
                          "only); use select: last")
-    factor = imb_factor(cfg)
+    factor = data.imb_factor  # the tag's, filled in and checked by training.config
     train = cifar_lt(get_benchmark(data.dataset).cifar, "train", factor, seed=data.subset_seed, root=data.root)
     images, labels = train.images, train.labels
     if data.subset:
@@ -85,7 +73,6 @@ def _cifar(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int,
 def _split_files(cfg: Any, pretrained_cfg: dict[str, Any], rank: int, world_size: int,
                  device: torch.device) -> TrainData:
     data = cfg.data
-    imb_factor(cfg)  # a large-scale benchmark's imbalance is its lists': a data.imb_factor is refused
     info = get_benchmark(data.dataset)
     root = image_root(data.dataset, data.root, "data.root")
     train_list = find_split_list(data.dataset, "train", data.root)

@@ -271,9 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cfg = load_config(args.config, args.overrides)
         apply_launcher_precision(cfg, os.environ.get(LAUNCHER_PRECISION))
-        entry, tag = registry.resolve(cfg.full_name)
-        if entry.dataset != cfg.data.dataset:
-            raise ConfigError(f"{cfg.full_name} is a {entry.dataset} entry but data.dataset is {cfg.data.dataset!r}")
+        registry.resolve(cfg.full_name)  # a zoo entry, or an error naming the closest ones
         schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
         resume_from = find_resume(cfg, args.resume)
         export_to = export_dir(cfg, args.config, args.release)

@@ -1,4 +1,11 @@
-"""ltzoo.augment: CutMix / SaliencyMix boxes, saliency maps (CAM, Grad-CAM, OpenCV) and the paired-minority engine."""
+"""ltzoo.augment: every augmentation, one module each.
+
+Batched, per image: `crops` (crops, flips), `colour` (jitter, grayscale), `blur`, `autoaugment`, `randaugment`, and
+`views` (each recipe's training views, composed from them); `dscl_crops` (DSCL's crops and patches); `boxes`,
+`cutmix`, `concutmix`, `lsm`, `saliency` and `paired` (CutMix / SaliencyMix boxes, saliency maps and the
+paired-minority engine). The transform protocol, `Compose` and `Normalize` are data plumbing, in
+`ltzoo.data.batch_transforms`.
+"""
 
 from ltzoo.augment.boxes import box_masks, box_size, centred_boxes, kept_area, random_centres
 from ltzoo.augment.paired import PairedBatch, PairedMinorityEngine, PatchRegion

@@ -1,5 +1,5 @@
 """DSCL's views on batches (docs/methods/dscl.md §2.2, CIFAR §5): two global crops, L patch boxes drawn on the first,
-the patches, and the query / key / patch colour pipelines.
+the patches, the query / key / patch colour pipelines, and the linear probe's view.
 
 The geometry (`GlobalPatchCrops`) comes first and is exact: g1 is flipped before its boxes are drawn, the boxes are
 (x1, y1, x2, y2) in g1's pixel coordinates, and each patch is g1 cropped at its box and resized. The query view is
@@ -17,17 +17,10 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from ..data.batch_transforms import (
-    BatchTransform,
-    ColorJitter,
-    Compose,
-    GaussianBlur,
-    Normalize,
-    RandomGrayscale,
-    RandomHorizontalFlip,
-    resized_crop,
-    sample_resized_crop_boxes,
-)
+from ..data.batch_transforms import BatchTransform, Compose, Normalize
+from .blur import GaussianBlur
+from .colour import ColorJitter, RandomGrayscale
+from .crops import RandomHorizontalFlip, RandomResizedCrop, resized_crop, sample_resized_crop_boxes
 
 RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
@@ -104,6 +97,15 @@ def dscl_views(mean: Sequence[float], std: Sequence[float], size: int, global_sc
         key=Compose([ColorJitter(0.4, 0.4, 0.4, 0.0), RandomHorizontalFlip(0.5), normalize]),
         patch=Compose([RandomHorizontalFlip(0.5), *colour(), normalize]),
     )
+
+
+def dscl_probe_view(mean: Sequence[float], std: Sequence[float], size: int, crop_scale: Sequence[float],
+                    blur: bool) -> Compose:
+    """The probe's view (§3.4 / §5): RandomResizedCrop(size, crop_scale) → jitter(0.4, 0.4, 0.4, 0.1) p 0.8 →
+    grayscale p 0.2 → [blur p 0.5] → flip → Normalize."""
+    blurs: list[BatchTransform] = [GaussianBlur(0.5, sigma=(0.1, 2.0))] if blur else []
+    return Compose([RandomResizedCrop(size, scale=tuple(crop_scale)), ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+                    RandomGrayscale(0.2), *blurs, RandomHorizontalFlip(0.5), Normalize(mean, std)])
 
 
 class PerImageViews:

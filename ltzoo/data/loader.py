@@ -4,7 +4,7 @@ Replaces ``DataLoader`` + per-image PIL transforms for small-image datasets (CIF
 Epoch order and augmentation randomness depend only on (seed, epoch, rank), so resuming at an epoch
 boundary reproduces the same batches without saving any generator state. On an accelerator the uint8 array is
 copied to its memory once, and every batch is gathered and augmented there: the host only draws the random
-parameters (see ``ltzoo.data.batch_transforms``), so the same seed gives the same batches on every device.
+parameters (see ``ltzoo.augment._batch``), so the same seed gives the same batches on every device.
 """
 
 from __future__ import annotations

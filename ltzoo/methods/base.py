@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler
 
-from ..data.batch_transforms import BatchTransform, cifar_train_transform
+from ..augment.views import cifar_train_transform
+from ..data.batch_transforms import BatchTransform
 from ..data.loader import Batch
 
 

@@ -8,18 +8,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.data.auto_augment import rand_augment_transform
 from torch import Tensor, nn
-from torchvision import transforms
 
+from ..augment.views import CL_VIEWS, MultiImageView, bcl_cifar_views, bcl_image_views
 from ..benchmarks import IMAGENET_MEAN
-from ..data.batch_transforms import BatchTransform, MultiView, cifar_autoaugment_transform, cifar_contrastive_transform
+from ..data.batch_transforms import BatchTransform
 from ..data.loader import Batch
 from ..losses import BalancedContrastiveLoss, LogitAdjustedLoss, upcast
 from .base import TrainingMethod
 
-# `cl_views` -> the two contrastive views (v1, v2) of §2.2
-CL_VIEWS = {"sim-sim": ("sim", "sim"), "sim-rand": ("rand", "sim"), "rand-rand": ("rand", "rand")}
 CONTRASTIVE_HEAD = "head"
 PROTOTYPE_HEAD = "head_fc"
 
@@ -33,16 +30,6 @@ class BCLForward:
     embeddings: Tensor  # (2B, feat) normalised head(h) of v1 then v2: the BCL anchors
     prototypes: Tensor  # (C, feat) normalised head_fc(w_c): p_c
     prototype_projections: Tensor  # (C, feat) unnormalised head_fc(w_c): q_c
-
-
-class MultiImageView:
-    """Per-image pipelines applied to one PIL image, one tensor per view (the DataLoader form of `MultiView`)."""
-
-    def __init__(self, views: Sequence[transforms.Compose]) -> None:
-        self.views = tuple(views)
-
-    def __call__(self, image: Any) -> tuple[Tensor, ...]:
-        return tuple(view(image) for view in self.views)
 
 
 class BCLMethod(TrainingMethod):
@@ -78,26 +65,12 @@ class BCLMethod(TrainingMethod):
 
     def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
         """CIFAR views (§3.5): v0 crop + flip + AutoAugment; v1, v2 the contrastive crop/jitter/grayscale/blur."""
-        return MultiView([cifar_autoaugment_transform(mean, std), cifar_contrastive_transform(mean, std),
-                          cifar_contrastive_transform(mean, std)])
+        return bcl_cifar_views(mean, std)
 
     def image_transform(self, mean: Sequence[float], std: Sequence[float], size: int = 224) -> MultiImageView:
         """ImageNet-scale views (§2.2) for a per-image dataset: [randncls, then the two views of `cl_views`]; CIFAR
         always uses `cifar_transform`."""
-        normalize = [transforms.ToTensor(), transforms.Normalize(mean, std)]
-        crop_flip = [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()]
-        rand_augment = rand_augment_transform(
-            "rand-n2-m10-mstd0.5", {"translate_const": 100, "img_mean": tuple(round(255 * m) for m in IMAGENET_MEAN)})
-        jitter = [transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-                  transforms.RandomGrayscale(p=0.2)]
-        views = {
-            "randncls": transforms.Compose([*crop_flip, transforms.ColorJitter(0.4, 0.4, 0.4, 0.0), rand_augment,
-                                            *normalize]),
-            "sim": transforms.Compose([*crop_flip, *jitter, *normalize]),
-            "rand": transforms.Compose([*crop_flip, *jitter, rand_augment, *normalize]),
-        }
-        first, second = CL_VIEWS[self.cl_views]
-        return MultiImageView([views["randncls"], views[first], views[second]])
+        return bcl_image_views(mean, std, size, self.cl_views, randaugment_mean=IMAGENET_MEAN)
 
     def heads_spec(self, num_features: int) -> dict[str, dict[str, Any]]:
         mlp = {"type": "mlp", "in_features": num_features, "hidden": self.head_hidden, "out_features": self.feat_dim,

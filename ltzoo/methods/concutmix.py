@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ..augment.boxes import random_centres
 from ..augment.concutmix import RHO_NORMS, rectify_label
 from ..augment.cutmix import area_label, cutmix_batch
-from ..data.batch_transforms import cifar_autoaugment_transform
+from ..augment.views import cifar_autoaugment_transform
 from ..data.loader import ArrayLoader, Batch, BatchedDataLoader, image_loader, with_transform
 from ..data.samplers import ClassAwareSampler, ShardedSampler
 from ..losses import SoftTargetCrossEntropy

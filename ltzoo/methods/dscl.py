@@ -20,17 +20,8 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torchvision.ops import roi_align
 
-from ..augment.dscl_crops import DSCLViews, PerImageViews, dscl_views
-from ..data.batch_transforms import (
-    BatchTransform,
-    ColorJitter,
-    Compose,
-    GaussianBlur,
-    Normalize,
-    RandomGrayscale,
-    RandomHorizontalFlip,
-    RandomResizedCrop,
-)
+from ..augment.dscl_crops import DSCLViews, PerImageViews, dscl_probe_view, dscl_views
+from ..data.batch_transforms import BatchTransform
 from ..data.loader import Batch
 from ..data.samplers import ClassAwareSampler
 from ..losses import CrossEntropyLoss, DSCLLoss, PBSDLoss, upcast
@@ -256,20 +247,13 @@ class DSCLProbe(TrainingMethod):
         self.crop_scale, self.blur = tuple(crop_scale), blur
         self.loss = CrossEntropyLoss()
 
-    def probe_transform(self, mean: Sequence[float], std: Sequence[float], size: int) -> Compose:
-        """§3.4 / §5: RandomResizedCrop(size, crop_scale) → jitter(0.4, 0.4, 0.4, 0.1) p 0.8 → grayscale p 0.2 →
-        [blur p 0.5] → flip → Normalize."""
-        blur: list[BatchTransform] = [GaussianBlur(0.5, sigma=(0.1, 2.0))] if self.blur else []
-        return Compose([RandomResizedCrop(size, scale=self.crop_scale), ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
-                        RandomGrayscale(0.2), *blur, RandomHorizontalFlip(0.5), Normalize(mean, std)])
-
     def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
         """The probe augmentation on 32-px CIFAR batches."""
-        return self.probe_transform(mean, std, 32)
+        return dscl_probe_view(mean, std, 32, self.crop_scale, self.blur)
 
     def image_transform(self, mean: Sequence[float], std: Sequence[float], size: int = 224) -> PerImageViews:
         """The same probe augmentation, one PIL image at a time, for a per-image dataset."""
-        return PerImageViews(self.probe_transform(mean, std, size))
+        return PerImageViews(dscl_probe_view(mean, std, size, self.crop_scale, self.blur))
 
     def train_sampler(self, labels: np.ndarray, seed: int) -> ClassAwareSampler:
         """§3.2: |D| draws per epoch, each a class uniformly, then an image uniformly within it (with replacement)."""
