@@ -8,7 +8,7 @@ two stages:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from ..data.loader import Batch
 from ..data.samplers import ClassAwareSampler
 from ..losses import CrossEntropyLoss, DSCLLoss, PBSDLoss, upcast
 from ..models.base import TRAIN_HEADS_PREFIX
+from ..options import check_choice, check_number, check_pair
 from .base import TrainingMethod, TrainSet, unwrap
 from .moco import KEY_BNS, QUEUE_INITS, MemoryQueue, MoCo, MomentumKeyEncoder, check_queue_size
 
@@ -117,6 +118,11 @@ class DSCLMethod(TrainingMethod):
         blur: bool = True,
         roi_output: int = 2,
     ) -> None:
+        self.check_options({
+            "temperature": temperature, "beta": beta, "pbsd_weight": pbsd_weight, "momentum": momentum,
+            "queue_size": queue_size, "queue_init": queue_init, "feat_dim": feat_dim, "head_hidden": head_hidden,
+            "key_bn": key_bn, "bn_splits": bn_splits, "num_patches": num_patches, "patch_size": patch_size,
+            "patch_scale": patch_scale, "global_scale": global_scale, "blur": blur, "roi_output": roi_output})
         super().__init__(class_counts, epochs)
         self.dscl = DSCLLoss(temperature, beta)
         self.pbsd = PBSDLoss(temperature)
@@ -129,9 +135,21 @@ class DSCLMethod(TrainingMethod):
         self.roi_output = roi_output
         self.seed = 0
         self.moco: MoCo | None = None
-        for option, value, allowed in (("queue_init", queue_init, QUEUE_INITS), ("key_bn", key_bn, KEY_BNS)):
-            if value not in allowed:
-                raise ValueError(f"unknown {option} {value!r}; choose one of {', '.join(allowed)}")
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Every option's range; K against the global batch is checked when the data is bound (`bind_data`)."""
+        check_number("temperature", options["temperature"], 0, low_open=True)
+        if options["beta"] is not None:  # None: SupCon's weights
+            check_number("beta", options["beta"], 0)
+        check_number("pbsd_weight", options["pbsd_weight"], 0)
+        check_number("momentum", options["momentum"], 0, 1)
+        check_choice("queue_init", options["queue_init"], QUEUE_INITS)
+        check_choice("key_bn", options["key_bn"], KEY_BNS)
+        for count in ("queue_size", "feat_dim", "head_hidden", "bn_splits", "num_patches", "patch_size", "roi_output"):
+            check_number(count, options[count], 1, integer=True)
+        check_pair("patch_scale", options["patch_scale"], 0, 1)
+        check_pair("global_scale", options["global_scale"], 0, 1)
 
     def views(self, mean: Sequence[float], std: Sequence[float], size: int) -> DSCLViews:
         return dscl_views(mean, std, size, self.global_scale, self.num_patches, self.patch_size, self.patch_scale,
@@ -249,12 +267,21 @@ class DSCLProbe(TrainingMethod):
         crop_scale: Sequence[float] = (0.08, 1.0),
         blur: bool = True,
     ) -> None:
+        self.check_options({"init_from": init_from, "probe_bn": probe_bn, "fc_std": fc_std, "crop_scale": crop_scale,
+                            "blur": blur})
         super().__init__(class_counts, epochs)
-        if probe_bn not in PROBE_BNS:
-            raise ValueError(f"unknown probe_bn {probe_bn!r}; choose one of {', '.join(PROBE_BNS)}")
         self.init_from, self.probe_bn, self.fc_std = init_from, probe_bn, fc_std
         self.crop_scale, self.blur = tuple(crop_scale), blur
         self.loss = CrossEntropyLoss()
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        if not isinstance(options["init_from"], str) or not options["init_from"]:
+            raise ValueError(f"init_from must name stage 1's weights (a checkpoint folder or a .safetensors file), "
+                             f"got {options['init_from']!r}")
+        check_choice("probe_bn", options["probe_bn"], PROBE_BNS)
+        check_number("fc_std", options["fc_std"], 0, low_open=True)
+        check_pair("crop_scale", options["crop_scale"], 0, 1)
 
     def probe_transform(self, mean: Sequence[float], std: Sequence[float], size: int) -> Compose:
         """§3.4 / §5: RandomResizedCrop(size, crop_scale) → jitter(0.4, 0.4, 0.4, 0.1) p 0.8 → grayscale p 0.2 →
