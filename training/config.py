@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from ltzoo.methods import check_method_options
+
 
 class _Loader(yaml.SafeLoader):
     """PyYAML (YAML 1.1) reads `1e-3` as the string '1e-3'; read exponent floats without a dot as floats (YAML 1.2)."""
@@ -217,6 +219,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise ConfigError(f"select must be one of {SELECTIONS}, got {cfg.select!r}")
     if "name" not in cfg.method:
         raise ConfigError("method.name is required (e.g. ce, ce_drw, ldam_drw, bsce)")
+    try:  # the method's options too, so a bad one costs no data load
+        check_method_options(cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return cfg
 
 

@@ -67,7 +67,10 @@ def check_method_options(name: str, options: Mapping[str, Any]) -> None:
     missing = sorted(set(allowed) - set(given))
     if missing:
         raise ValueError(f"method {name!r} needs option(s) {missing}")
-    _method_class(name).check_options(given)
+    try:
+        _method_class(name).check_options(given)
+    except ValueError as e:
+        raise ValueError(f"method {name!r}: {e}") from None
 
 
 def build_method(name: str, class_counts: Sequence[int], epochs: int, **options: Any) -> TrainingMethod:
