@@ -223,15 +223,13 @@ class DSCLMethod(TrainingMethod):
         self.moco.load_state_dict(state)
 
 
-def load_encoder(model: nn.Module, source: str | Path) -> None:
-    """Load a stage-1 encoder into `model`: every tensor of the checkpoint's `model.safetensors` (or of the given
-    .safetensors file) except the classifier `fc.*` and the training-only heads; BN buffers included. Anything
-    else missing or unexpected is an error."""
-    path = Path(source).expanduser()
-    file = path / "model.safetensors" if path.is_dir() else path
+def load_encoder(model: nn.Module, weights: str | Path) -> None:
+    """Load a stage-1 encoder into `model` from a .safetensors weights file (the caller finds and verifies it: the
+    training side resolves a run's checkpoint to its weights file): every tensor except the classifier `fc.*` and the
+    training-only heads; BN buffers included. Anything else missing or unexpected is an error."""
+    file = Path(weights).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"no stage-1 weights at {file}: point init_from at stage 1's last checkpoint "
-                                "directory (<run_dir>/checkpoints/epoch_NNNN) or a .safetensors file")
+        raise FileNotFoundError(f"no stage-1 weights file at {file} (init_from)")
     state = load_file(str(file))
     encoder = {key: value for key, value in state.items() if not key.startswith(("fc.", TRAIN_HEADS_PREFIX))}
     result = unwrap(model).load_state_dict(encoder, strict=False)
@@ -245,11 +243,11 @@ class DSCLProbe(TrainingMethod):
     """Stage 2 (§3): a linear classifier on the frozen stage-1 encoder, trained with plain CE on a class-balanced
     stream (a class uniformly, then an image uniformly within it; |D| draws per epoch).
 
-    `prepare_model` loads the encoder from `init_from` (backbone weights and BN buffers, without g_q), re-initialises
-    fc with N(0, `fc_std`²) weights and zero bias and freezes everything else. `probe_bn: train` (official, default)
-    keeps BN in train mode so its running statistics are re-estimated on the probe's 32/224-px stream (stage 1's
-    statistics are dominated by patch passes); `eval` keeps them frozen (only for an encoder whose BN was
-    recalibrated on full-size images).
+    `prepare_model` loads the encoder from the weights file `init_from` (backbone weights and BN buffers, without
+    g_q), re-initialises fc with N(0, `fc_std`²) weights and zero bias and freezes everything else.
+    `probe_bn: train` (official, default) keeps BN in train mode so its running statistics are re-estimated on the
+    probe's 32/224-px stream (stage 1's statistics are dominated by patch passes); `eval` keeps them frozen (only for
+    an encoder whose BN was recalibrated on full-size images).
 
     The class-balanced stream is the main loader itself, through `train_sampler` (CIFAR arrays and per-image
     datasets alike); its views are the probe augmentation.
@@ -277,8 +275,7 @@ class DSCLProbe(TrainingMethod):
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
         if not isinstance(options["init_from"], str) or not options["init_from"]:
-            raise ValueError(f"init_from must name stage 1's weights (a checkpoint folder or a .safetensors file), "
-                             f"got {options['init_from']!r}")
+            raise ValueError(f"init_from must name stage 1's weights, got {options['init_from']!r}")
         check_choice("probe_bn", options["probe_bn"], PROBE_BNS)
         check_number("fc_std", options["fc_std"], 0, low_open=True)
         check_pair("crop_scale", options["crop_scale"], 0, 1)
