@@ -1,7 +1,7 @@
 """ltzoo.augment: CutMix / SaliencyMix boxes, saliency maps (CAM, Grad-CAM, OpenCV) and the paired-minority engine."""
 
 from ltzoo.augment.boxes import box_masks, box_size, centred_boxes, kept_area, random_centres
-from ltzoo.augment.paired import PairedBatch, PairedMinorityEngine, PatchRegion
+from ltzoo.augment.paired import PairedBatch, PairedMinorityEngine, PairedMixing, PatchRegion
 from ltzoo.augment.saliency import (
     class_activation_maps,
     classifier_weights,
@@ -19,6 +19,7 @@ from ltzoo.augment.saliency import (
 __all__ = [
     "PairedBatch",
     "PairedMinorityEngine",
+    "PairedMixing",
     "PatchRegion",
     "box_masks",
     "box_size",
