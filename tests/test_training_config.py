@@ -267,6 +267,7 @@ def config(stem: str) -> Path:
     ("bcl", "method.feat_dim=0", "method 'bcl': feat_dim must be >= 1, got 0"),
     ("dscl", "method.queue_size=0", "method 'dscl': queue_size must be >= 1, got 0"),
     ("dscl", "method.queue_size=1.5", "method 'dscl': queue_size must be an integer >= 1, got 1.5"),
+    ("dscl", "method.queue_size=1000", "method 'dscl': queue_size 1000 is not divisible by the global batch 256"),
     ("dscl", "method.momentum=1.5", "method 'dscl': momentum must be in [0, 1], got 1.5"),
     ("dscl", "method.patch_scale=[0.6, 0.05]",
      "method 'dscl': patch_scale must be a pair [a, b] with 0 <= a <= b <= 1"),

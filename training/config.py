@@ -220,7 +220,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     if "name" not in cfg.method:
         raise ConfigError("method.name is required (e.g. ce, ce_drw, ldam_drw, bsce)")
     try:  # the method's options too, so a bad one costs no data load
-        check_method_options(cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"})
+        check_method_options(cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"},
+                             cfg.data.batch_size)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return cfg

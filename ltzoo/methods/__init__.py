@@ -56,9 +56,10 @@ def method_defaults(name: str) -> dict[str, Any]:
             if k in bound or default is not inspect.Parameter.empty}
 
 
-def check_method_options(name: str, options: Mapping[str, Any]) -> None:
+def check_method_options(name: str, options: Mapping[str, Any], global_batch: int | None = None) -> None:
     """Check a method's options without any data (what a config load runs): an unknown or missing option, or a value
-    out of its range, is a one-line ValueError naming it."""
+    out of its range (or, given the global batch size, one that does not fit it), is a one-line ValueError naming
+    it."""
     allowed = _options(name)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -69,6 +70,8 @@ def check_method_options(name: str, options: Mapping[str, Any]) -> None:
         raise ValueError(f"method {name!r} needs option(s) {missing}")
     try:
         _method_class(name).check_options(given)
+        if global_batch is not None:
+            _method_class(name).check_batch(given, global_batch)
     except ValueError as e:
         raise ValueError(f"method {name!r}: {e}") from None
 

@@ -76,6 +76,10 @@ class TrainingMethod:
         """Check every option's value without data (the constructor runs the same check): a one-line ValueError
         naming the option, its value and what is allowed. `options` holds all of them, defaults filled in."""
 
+    @classmethod
+    def check_batch(cls, options: Mapping[str, Any], global_batch: int) -> None:
+        """Check options that depend on the global batch size (e.g. DSCL's queue size), without data."""
+
     def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
         """The batched CIFAR training transform (its output is `batch.images`)."""
         return cifar_train_transform(mean, std)

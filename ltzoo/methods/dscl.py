@@ -138,7 +138,7 @@ class DSCLMethod(TrainingMethod):
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
-        """Every option's range; K against the global batch is checked when the data is bound (`bind_data`)."""
+        """Every option's range (K against the global batch: `check_batch`, and again in `bind_data`)."""
         check_number("temperature", options["temperature"], 0, low_open=True)
         if options["beta"] is not None:  # None: SupCon's weights
             check_number("beta", options["beta"], 0)
@@ -150,6 +150,10 @@ class DSCLMethod(TrainingMethod):
             check_number(count, options[count], 1, integer=True)
         check_pair("patch_scale", options["patch_scale"], 0, 1)
         check_pair("global_scale", options["global_scale"], 0, 1)
+
+    @classmethod
+    def check_batch(cls, options: Mapping[str, Any], global_batch: int) -> None:
+        check_queue_size(options["queue_size"], global_batch)
 
     def views(self, mean: Sequence[float], std: Sequence[float], size: int) -> DSCLViews:
         return dscl_views(mean, std, size, self.global_scale, self.num_patches, self.patch_size, self.patch_scale,
