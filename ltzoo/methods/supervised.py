@@ -14,6 +14,8 @@ from ..models import NormedLinear
 from ..options import check_choice, check_number
 from .base import TrainingMethod, unwrap
 
+BASE_LOSSES = ("ce", "ldam", "bs")
+
 
 def build_base_loss(
     name: str, class_counts: Sequence[int], max_margin: float = 0.5, scale: float = 30.0
@@ -26,9 +28,6 @@ def build_base_loss(
     if name == "bs":
         return BalancedSoftmaxLoss(class_counts)
     raise ValueError(f"unknown base loss {name!r}; choose one of {', '.join(BASE_LOSSES)}")
-
-
-BASE_LOSSES = ("ce", "ldam", "bs")
 
 
 def check_classifier(model: nn.Module, loss: ClassificationLoss) -> None:
