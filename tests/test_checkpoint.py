@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
 from training import checkpoint  # noqa: E402
@@ -234,3 +235,29 @@ def test_a_checkpoint_of_accelerates_format_converts_and_restores_exactly(tmp_pa
     assert torch.equal(fresh_method.state["queue"], method.state["queue"])
     assert (random.random(), np.random.rand(), torch.rand(1)) == draws
     assert checkpoint.read_meta(ckpt)["epoch"] == 0
+
+
+def test_a_later_stage_starts_from_the_verified_weights_file_of_a_checkpoint_folder(tmp_path: Path):
+    ckpt = tmp_path / "checkpoints" / "epoch_0001"
+    write_checkpoint(ckpt, epoch=1)
+    assert checkpoint.stage_weights(ckpt) == ckpt / checkpoint.MODEL
+
+
+def test_a_later_stage_from_a_damaged_checkpoint_is_an_error_naming_init_from_and_the_file(tmp_path: Path):
+    ckpt = tmp_path / "epoch_0001"
+    write_checkpoint(ckpt, epoch=1)
+    (ckpt / checkpoint.MODEL).write_bytes((ckpt / checkpoint.MODEL).read_bytes()[:-1] + b"\0")
+    with pytest.raises(checkpoint.CheckpointError, match=f"method.init_from {ckpt} is not a complete checkpoint: "
+                                                         f"{checkpoint.MODEL} is damaged"):
+        checkpoint.stage_weights(ckpt)
+
+
+def test_a_later_stage_from_a_path_that_does_not_exist_is_an_error_naming_init_from(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="method.init_from .*missing does not exist"):
+        checkpoint.stage_weights(tmp_path / "missing")
+
+
+def test_a_later_stage_from_a_bare_weights_file_loads_it_as_given(tmp_path: Path):
+    file = tmp_path / "encoder.safetensors"
+    save_file({"w": torch.zeros(2)}, str(file))
+    assert checkpoint.stage_weights(file) == file

@@ -5,6 +5,7 @@ two processes and the two-stage smoke run through training/train.py."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import re
@@ -28,6 +29,7 @@ from ltzoo.augment.dscl_crops import GlobalPatchCrops
 from ltzoo.data.cifar import img_num_per_cls
 from ltzoo.data.loader import ArrayLoader, Batch
 from ltzoo.methods import DSCLMethod, DSCLProbe, TrainSet, build_method
+from ltzoo.methods import dscl as dscl_module
 from ltzoo.methods.dscl import PROJECTION_HEAD, roi_features
 from ltzoo.scheduler import build_scheduler
 
@@ -279,12 +281,12 @@ def test_imagenet_encoder_and_head_parameter_counts():
 
 @pytest.fixture
 def stage1_checkpoint(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
-    """A stage-1 checkpoint directory as accelerate writes it (model.safetensors) and the state it holds."""
+    """Stage 1's weights file (what the training side hands the probe for a checkpoint) and the state it holds."""
     method, model = stage1()
     method.training_step(model, dscl_batch(method), 0)  # BN statistics away from their initial values
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp_path / "model.safetensors"))
-    return tmp_path, state
+    return tmp_path / "model.safetensors", state
 
 
 def probe(init_from: Path, probe_bn: str = "train") -> tuple[DSCLProbe, torch.nn.Module]:
@@ -297,8 +299,8 @@ def probe(init_from: Path, probe_bn: str = "train") -> tuple[DSCLProbe, torch.nn
 
 
 def test_probe_loads_the_encoder_with_its_bn_buffers_and_a_fresh_classifier(stage1_checkpoint):
-    directory, state = stage1_checkpoint
-    _, model = probe(directory)
+    weights, state = stage1_checkpoint
+    _, model = probe(weights)
     loaded = model.state_dict()
     assert not any(k.startswith("train_heads.") for k in loaded)
     for key, value in loaded.items():
@@ -378,6 +380,12 @@ def test_probe_image_transform_gives_one_augmented_normalised_tensor_per_image()
 def test_probe_without_stage1_weights_is_a_clear_error(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="stage-1 weights"):
         probe(tmp_path / "missing")
+
+
+def test_the_probe_knows_no_checkpoint_layout_of_the_training_side():
+    """training/checkpoint.py resolves a run's checkpoint folder to its weights file; ltzoo never names its paths."""
+    source = inspect.getsource(dscl_module)
+    assert "checkpoints" not in source and "epoch_" not in source and "model.safetensors" not in source
 
 
 # --- configs (§2.6, §3, §5, §6.13) --------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 saliency boxes, fills, plugged-in regions and the two-term loss with DRW normalised term by term."""
 
 import copy
+import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import torch.nn.functional as F
 
 import ltzoo
 from ltzoo.augment import PairedMinorityEngine, centred_boxes, opencv_finegrained_saliency, peaks, to_uint8_images
-from ltzoo.augment.paired import MINOR_SEED_OFFSET
+from ltzoo.augment.paired import MINOR_SEED_OFFSET, PairedMixing
 from ltzoo.augment.saliency import model_saliency, upsample
 from ltzoo.augment.views import cifar_train_transform
 from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
@@ -37,9 +39,9 @@ def main_loader(train_set: TrainSet, epoch: int) -> ArrayLoader:
     return loader
 
 
-def bound_engine(epoch: int = 4, **options) -> tuple[PairedMinorityEngine, TrainSet]:
+def bound_engine(epoch: int = 4, patch_region=None, **options) -> tuple[PairedMinorityEngine, TrainSet]:
     train_set = tiny_train_set()
-    engine = PairedMinorityEngine(EPOCHS, **options)
+    engine = PairedMinorityEngine(EPOCHS, PairedMixing(**options), patch_region)
     engine.bind_data(train_set, cifar_train_transform(CIFAR_MEAN, CIFAR_STD))
     engine.set_epoch(epoch)
     return engine, train_set
@@ -240,7 +242,7 @@ def test_a_plugged_in_patch_region_sets_the_mask_and_both_label_weights():
 
 def test_patch_topk_without_a_patch_region_is_an_error():
     with pytest.raises(ValueError, match="patch_region"):
-        PairedMinorityEngine(EPOCHS, region="patch_topk")
+        PairedMinorityEngine(EPOCHS, PairedMixing(region="patch_topk"))
 
 
 def test_saliency_label_weights_equal_the_area_when_the_maps_are_flat(resnet32):
@@ -266,8 +268,24 @@ def test_saliency_label_weights_lie_in_the_unit_interval(resnet32):
                                                ("saliency", "random"), ("box_scope", "global"), ("fill", "noise"),
                                                ("label", "soft"), ("cam_target", "top2")])
 def test_unknown_parts_are_named_errors(option, value):
-    with pytest.raises(ValueError, match=option):
-        PairedMinorityEngine(EPOCHS, **{option: value})
+    with pytest.raises(ValueError, match=f"unknown {option} '{value}'; choose one of"):
+        PairedMixing(**{option: value})
+
+
+@pytest.mark.parametrize(("option", "value", "allowed"), [
+    ("p_aug", 1.5, "in [0, 1]"), ("box_beta", 0.0, "> 0"), ("effnum_beta", 1.0, "in [0, 1)"),
+    ("aug_start", -2, ">= -1"), ("aug_end", -1, ">= 0"), ("aug_end", 2.5, "an integer >= 0")])
+def test_out_of_range_mixing_options_are_named_errors(option, value, allowed):
+    with pytest.raises(ValueError, match=rf"^{option} must be {re.escape(allowed)}, got {value}$"):
+        PairedMixing(**{option: value})
+
+
+def test_mixing_options_are_one_frozen_object_the_engine_reads():
+    mixing = PairedMixing(p_aug=0.25)
+    engine = PairedMinorityEngine(EPOCHS, mixing)
+    assert engine.mixing is mixing and engine.mixing.p_aug == 0.25
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mixing.p_aug = 1.0  # type: ignore[misc]
 
 
 def test_training_before_bind_data_is_a_clear_error():
@@ -301,7 +319,7 @@ def test_on_split_file_datasets_each_rank_draws_its_share_of_the_class_aware_ord
         indices = torch.cat([b.images[:, 0, 0, 0] for b in batches]).long()
         assert torch.equal(torch.cat([b.labels for b in batches]), torch.as_tensor(labels)[indices])
         drawn.append(indices)
-    sampler = ClassAwareSampler(labels, kind="cmo_uniform", seed=MINOR_SEED_OFFSET)
+    sampler = ClassAwareSampler(labels, kind="class_balanced", seed=MINOR_SEED_OFFSET)
     sampler.set_epoch(4)
     order = torch.tensor(list(sampler))
     assert torch.equal(drawn[0], order[0::2]) and torch.equal(drawn[1], order[1::2])

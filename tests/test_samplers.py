@@ -10,6 +10,7 @@ from ltzoo.data.samplers import (
     ClassAwareSampler,
     InstanceSampler,
     ShardedSampler,
+    check_sampler_kind,
     class_probabilities,
 )
 from ltzoo.data.shots import shot_groups
@@ -61,11 +62,22 @@ def test_few_shot_share_on_cifar100_lt_if100(kind, share):
     assert _few_share(class_probabilities(CIFAR100_LT, kind), CIFAR100_LT) == pytest.approx(share, abs=5e-4)
 
 
-def test_spec_aliases_name_the_same_distributions():
-    np.testing.assert_array_equal(class_probabilities(CIFAR10_LT, "cmo_uniform"),
-                                  class_probabilities(CIFAR10_LT, "class_balanced"))
-    np.testing.assert_array_equal(class_probabilities(CIFAR10_LT, "effnum"),
-                                  class_probabilities(CIFAR10_LT, "effective_number"))
+@pytest.mark.parametrize("retired, kind", [("cmo_uniform", "class_balanced"), ("class_uniform", "class_balanced"),
+                                            ("balance", "class_balanced"), ("effnum", "effective_number"),
+                                            ("reverse", "reversed")])
+def test_a_retired_sampler_name_is_an_error_naming_its_kind(retired, kind):
+    with pytest.raises(ValueError, match=f"sampler kind '{retired}' is now called '{kind}'"):
+        class_probabilities(CIFAR10_LT, retired)
+
+
+def test_an_unknown_sampler_kind_lists_the_kinds():
+    with pytest.raises(ValueError, match="choose one of instance, class_balanced, sqrt, reversed, effective_number"):
+        ClassAwareSampler(np.array([0, 1]), kind="uniform")
+
+
+def test_a_method_subset_of_kinds_names_its_option():
+    with pytest.raises(ValueError, match="unknown patch_sampler 'sqrt'; choose one of class_balanced, reversed"):
+        check_sampler_kind("sqrt", "patch_sampler", ("class_balanced", "reversed"))
 
 
 def test_an_empty_class_is_never_drawn():

@@ -48,8 +48,8 @@ def model_for(method, classifier: str = "linear") -> torch.nn.Module:
 def test_smcl_is_registered_with_its_defaults():
     method = build_method("smcl", COUNTS, EPOCHS)
     assert METHODS["smcl"] is SMCL and isinstance(method, SMCL)
-    assert method.engine.minor_sampler == "effnum" and method.engine.region == "saliency_box"
-    assert method.engine.saliency == "cam" and method.engine.box_scope == "per_image"
+    assert method.engine.mixing.minor_sampler == "effective_number" and method.engine.mixing.region == "saliency_box"
+    assert method.engine.mixing.saliency == "cam" and method.engine.mixing.box_scope == "per_image"
     assert method.drw is not None and method.supcon.temperature == 0.07 and method.w_msc == 1.0
 
 
@@ -132,7 +132,7 @@ def _run(method, steps_per_epoch: int, epochs: tuple[int, ...]) -> tuple[list[fl
 
 
 def test_the_regression_configuration_equals_cmo_loss_for_loss():
-    smcl = SMCL(COUNTS, EPOCHS, saliency="random", box_scope="per_batch", minor_sampler="cmo_uniform", fill="paste",
+    smcl = SMCL(COUNTS, EPOCHS, saliency="random", box_scope="per_batch", minor_sampler="class_balanced", fill="paste",
                 w_msc=0.0, drw_start=5)
     cmo = CMO(COUNTS, EPOCHS, drw_start=5)
     smcl_losses, smcl_augmented = _run(smcl, 3, (4, 5))
@@ -158,7 +158,7 @@ def test_a_closed_gate_trains_on_the_plain_batch_without_contrast():
 # every switch of docs/methods/smcl.md §3.4, one value at a time away from the defaults
 SWITCHES = [
     {},
-    {"minor_sampler": "cmo_uniform"},
+    {"minor_sampler": "class_balanced"},
     {"effnum_beta": 0.99},
     {"saliency": "opencv_finegrained"},
     {"saliency": "gradcam"},

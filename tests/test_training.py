@@ -149,6 +149,17 @@ def assert_stopped_early(result: subprocess.CompletedProcess, run_dir: Path, *ne
     assert not (run_dir / "checkpoints").exists()
 
 
+def test_a_bad_method_option_stops_with_its_one_line_error_before_any_data_is_opened(tmp_path: Path):
+    """The data root is an empty folder (an explicit root is the only place looked): a data load would stop with
+    "split not found", so the option's error shows that no dataset was opened."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    result = train(CONFIGS / "resnet32_bcl_cifar10_lt.if100.yaml", "method.temperature=-1", f"data.root={empty}",
+                   "--no-export", run_dir=tmp_path / "run")
+    assert_stopped_early(result, tmp_path / "run", "error: method 'bcl': temperature must be > 0, got -1\n")
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "run").exists(), explain(result)
+
+
 def test_unknown_config_key_stops_before_training(tmp_path: Path):
     result = train(CE_CIFAR10, "data.batchsize=64", "--no-export", run_dir=tmp_path / "run")
     assert_stopped_early(result, tmp_path / "run", "'data.batchsize'", "known keys", "'batch_size'")

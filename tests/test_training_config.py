@@ -6,6 +6,7 @@ from it at load, and a stated value must agree. No training here.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ltzoo import registry
-from ltzoo.methods import METHODS
+from ltzoo.methods import METHODS, check_method_options
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
@@ -317,3 +318,79 @@ def test_a_config_file_that_is_not_a_mapping_is_an_error(tmp_path: Path):
     path.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="must hold a mapping of keys, got list"):
         load_config(path)
+
+
+def config(stem: str) -> Path:
+    return CONFIG_DIR / f"resnet32_{stem}_cifar10_lt.if100.yaml"
+
+
+@pytest.mark.parametrize(("stem", "override", "message"), [
+    ("bcl", "method.temperature=-1", "method 'bcl': temperature must be > 0, got -1"),
+    ("bcl", "method.alpha=-0.5", "method 'bcl': alpha must be >= 0, got -0.5"),
+    ("bcl", "method.feat_dim=0", "method 'bcl': feat_dim must be >= 1, got 0"),
+    ("dscl", "method.queue_size=0", "method 'dscl': queue_size must be >= 1, got 0"),
+    ("dscl", "method.queue_size=1.5", "method 'dscl': queue_size must be an integer >= 1, got 1.5"),
+    ("dscl", "method.queue_size=1000", "method 'dscl': queue_size 1000 is not divisible by the global batch 256"),
+    ("dscl", "method.momentum=1.5", "method 'dscl': momentum must be in [0, 1], got 1.5"),
+    ("dscl", "method.patch_scale=[0.6, 0.05]",
+     "method 'dscl': patch_scale must be a pair [a, b] with 0 <= a <= b <= 1"),
+    ("smcl", "method.p_aug=1.2", "method 'smcl': p_aug must be in [0, 1], got 1.2"),
+    ("smcl", "method.tau=abc", "method 'smcl': tau must be a number > 0, got 'abc'"),
+    ("concutmix", "method.cutmix_prob=-0.1", "method 'concutmix': cutmix_prob must be in [0, 1], got -0.1"),
+    ("ce_drw_lsm", "method.p_mix=2", "method 'ce_drw_lsm': p_mix must be in [0, 1], got 2"),
+    ("ce_drw", "method.drw_start=-1", "method 'ce_drw': drw_start must be >= 0, got -1"),
+    ("concutmix", "method.warm_epoch=-1", "method 'concutmix': warm_epoch must be >= 0, got -1"),
+    ("ce_drw_lsm", "method.mix_end=-1", "method 'ce_drw_lsm': mix_end must be >= 0, got -1"),
+    ("smcl", "method.aug_start=-2", "method 'smcl': aug_start must be >= -1, got -2"),
+    ("ce_drw", "method.drw_beta=1", "method 'ce_drw': drw_beta must be in [0, 1), got 1"),
+])
+def test_a_method_option_out_of_range_is_an_error_naming_it_the_value_and_the_range(stem, override, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        load_config(config(stem), [override])
+
+
+@pytest.mark.parametrize(("stem", "override", "message"), [
+    ("smcl", "method.proj=conv", "method 'smcl': unknown proj 'conv'; choose one of mlp, linear"),
+    ("dscl", "method.key_bn=sync", "method 'dscl': unknown key_bn 'sync'; choose one of split, plain"),
+    ("ce_drw_lsm", "method.tail_sampler=sqrt", "method 'ce_drw_lsm': unknown tail_sampler 'sqrt'; choose one of "
+                                               "class_balanced, reversed"),
+])
+def test_a_method_option_outside_its_choices_is_an_error_listing_them(stem, override, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        load_config(config(stem), [override])
+
+
+@pytest.mark.parametrize(("stem", "override", "kind"), [
+    ("concutmix", "method.patch_sampler=balance", "class_balanced"),
+    ("concutmix", "method.patch_sampler=reverse", "reversed"),
+    ("smcl", "method.minor_sampler=effnum", "effective_number"),
+    ("smcl", "method.minor_sampler=cmo_uniform", "class_balanced"),
+    ("ce_drw_lsm", "method.tail_sampler=class_uniform", "class_balanced"),
+])
+def test_a_retired_sampler_name_is_an_error_naming_the_kind_that_replaced_it(stem, override, kind):
+    old = override.split("=")[1]
+    with pytest.raises(ConfigError, match=f"'{old}' is now called '{kind}'"):
+        load_config(config(stem), [override])
+
+
+def test_a_required_method_option_left_out_is_an_error():
+    with pytest.raises(ConfigError, match=re.escape("method 'dscl_probe' needs option(s) ['init_from']")):
+        load_config(CONFIG_DIR / "resnet32_dscl_cifar10_lt.if100.probe.yaml", ["method={name: dscl_probe}"])
+
+
+def test_an_option_the_method_does_not_take_is_an_error_at_load():
+    with pytest.raises(ConfigError, match=re.escape("method 'ce_drw' has no option(s) ['p_aug']")):
+        load_config(config("ce_drw"), ["method.p_aug=0.5"])
+
+
+def test_every_recipe_and_every_published_release_config_passes_the_option_checks():
+    """The checks refuse nothing a recipe uses, nor what a release records (a release's config.json is read back by
+    the training queue, whose fingerprint must equal its recipe's)."""
+    for path in CONFIGS:
+        load_config(path)
+    for release in sorted((ROOT / "releases").glob("*/config.json")):
+        recorded = json.loads(release.read_text())["ltzoo"]
+        options = {k: v for k, v in recorded["config"]["method"].items() if k != "name"}
+        check_method_options(recorded["config"]["method"]["name"], options)
+        recipe = load_config(ROOT / recorded["recipe"])
+        assert config_from_dict(recorded["config"]).fingerprint() == recipe.fingerprint(), release

@@ -12,12 +12,16 @@ import torch
 
 import ltzoo
 from ltzoo.methods import TrainingMethod, build_method
+from training import checkpoint
 from training.config import TrainConfig
 
 
 def build_config_method(cfg: TrainConfig, class_counts: Any) -> TrainingMethod:
-    """The config's method, built with its `method:` options for these training class counts."""
+    """The config's method, built with its `method:` options for these training class counts; a later stage's
+    `init_from` (a checkpoint folder or a weights file) is handed over as the verified weights file it names."""
     options = {k: v for k, v in cfg.method.items() if k != "name"}
+    if "init_from" in options:
+        options["init_from"] = str(checkpoint.stage_weights(options["init_from"]))
     return build_method(cfg.method["name"], class_counts, cfg.epochs, **options)
 
 

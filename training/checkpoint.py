@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_file, save_model
 
-from ltzoo.hub import sha256_file
+from ltzoo.hub import check_local_weights, sha256_file
 
 META = "meta.json"
 MODEL = "model.safetensors"
@@ -180,6 +180,26 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
         if sha256_file(ckpt / name) != expected:
             raise CheckpointError(f"{name} is damaged (sha256 differs from the one {META} recorded)")
     return meta
+
+
+def stage_weights(source: str | Path) -> Path:
+    """The weights file a later stage starts from (a DSCL probe's `init_from`): a checkpoint folder's model weights,
+    once `read_meta` has verified every file of it, or a .safetensors file, checked against any sha256 recorded for
+    it (ltzoo.hub.check_local_weights); a one-line error naming `init_from` otherwise."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        try:
+            read_meta(path)
+        except CheckpointError as e:
+            raise CheckpointError(f"method.init_from {path} is not a complete checkpoint: {e}; point it at the "
+                                  "earlier stage's last checkpoint folder (<run_dir>/checkpoints/epoch_NNNN) or a "
+                                  ".safetensors file") from None
+        return path / MODEL
+    if not path.exists():
+        raise FileNotFoundError(f"method.init_from {path} does not exist: point it at the earlier stage's last "
+                                "checkpoint folder (<run_dir>/checkpoints/epoch_NNNN) or a .safetensors file")
+    check_local_weights(path)
+    return path
 
 
 def restore(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, method: Any, rank: int,

@@ -25,6 +25,7 @@ import yaml
 
 from ltzoo import registry
 from ltzoo.benchmarks import BENCHMARKS, imb_factor_of
+from ltzoo.methods import check_method_options
 
 
 class _Loader(yaml.SafeLoader):
@@ -291,6 +292,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.select not in SELECTIONS:
         raise ConfigError(f"select must be one of {SELECTIONS}, got {cfg.select!r}")
+    try:  # the method's options too, so a bad one costs no data load
+        check_method_options(cfg.method["name"], {k: v for k, v in cfg.method.items() if k != "name"},
+                             cfg.data.batch_size)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return cfg
 
 

@@ -8,7 +8,7 @@ paired-minority engine). The transform protocol, `Compose` and `Normalize` are d
 """
 
 from ltzoo.augment.boxes import box_masks, box_size, centred_boxes, kept_area, random_centres
-from ltzoo.augment.paired import PairedBatch, PairedMinorityEngine, PatchRegion
+from ltzoo.augment.paired import PairedBatch, PairedMinorityEngine, PairedMixing, PatchRegion
 from ltzoo.augment.saliency import (
     class_activation_maps,
     classifier_weights,
@@ -26,6 +26,7 @@ from ltzoo.augment.saliency import (
 __all__ = [
     "PairedBatch",
     "PairedMinorityEngine",
+    "PairedMixing",
     "PatchRegion",
     "box_masks",
     "box_size",

@@ -2,7 +2,8 @@
 ordinary loader, one minority batch from a class-aware stream, and a region of the background replaced by minority
 content.
 
-Pluggable parts: the minority sampler (`cmo_uniform`, `effnum`, `reversed`); the region (`random_box`, a
+Pluggable parts (one `PairedMixing`): the minority sampler (`class_balanced`, `effective_number`, `reversed`, kinds of
+`ltzoo.data.samplers`); the region (`random_box`, a
 `saliency_box` centred on the peak of a `cam` / `gradcam` / `opencv_finegrained` map, or `patch_topk` from a
 plugged-in `PatchRegion`); the box scope (`per_image`, `per_batch`); the fill (`paste`, `zero`); the label
 weights (`area`, `saliency`). The plain configuration (random box, per batch, paste, area) is CMO.
@@ -20,11 +21,12 @@ from torch import Tensor, nn
 
 from ..data.batch_transforms import BatchTransform
 from ..data.loader import ArrayLoader, Batch, BatchedDataLoader, image_loader
-from ..data.samplers import ClassAwareSampler, ShardedSampler
+from ..data.samplers import ClassAwareSampler, ShardedSampler, check_sampler_kind
+from ..options import check_choice, check_number
 from .boxes import box_masks, centred_boxes, kept_area, random_centres
 from .saliency import model_saliency, normalize_maps, opencv_finegrained_saliency, peaks, to_uint8_images, upsample
 
-MINOR_SAMPLERS = ("cmo_uniform", "effnum", "reversed")
+MINOR_SAMPLERS = ("class_balanced", "effective_number", "reversed")
 REGIONS = ("random_box", "saliency_box", "patch_topk")
 SALIENCY_SOURCES = ("cam", "gradcam", "opencv_finegrained")
 CAM_TARGETS = ("label", "pred")
@@ -33,6 +35,40 @@ FILLS = ("paste", "zero")
 LABEL_WEIGHTS = ("area", "saliency")
 MINOR_SEED_OFFSET = 1  # the minority stream's seed is the run seed + 1: never the main loader's stream
 _ENGINE_STREAM = 6  # SeedSequence key of the engine's own draws (gate coin, λ, random centres)
+
+
+@dataclass(frozen=True)
+class PairedMixing:
+    """The paired-mixing options shared by the engine, the paired-minority base and CMO / SMCL / LSM, checked when
+    built (no data needed): the minority sampler (β of the effective-number kind), the region and its saliency
+    source, the box scope, the fill, the label weights, the gate (aug_start < e < E − aug_end, u < p_aug) and the
+    Beta(box_beta, box_beta) of λ. The defaults are CMO's."""
+
+    minor_sampler: str = "class_balanced"
+    effnum_beta: float = 0.9999
+    region: str = "random_box"
+    saliency: str = "cam"
+    cam_target: str = "label"
+    box_scope: str = "per_batch"
+    fill: str = "paste"
+    label: str = "area"
+    p_aug: float = 0.5
+    aug_start: int = 3
+    aug_end: int = 3
+    box_beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_sampler_kind(self.minor_sampler, "minor_sampler", MINOR_SAMPLERS)
+        for option, allowed in (("region", REGIONS), ("saliency", SALIENCY_SOURCES), ("cam_target", CAM_TARGETS),
+                                ("box_scope", BOX_SCOPES), ("fill", FILLS), ("label", LABEL_WEIGHTS)):
+            check_choice(option, getattr(self, option), allowed)
+        if self.label == "saliency" and self.saliency == "opencv_finegrained":
+            raise ValueError("label 'saliency' weighs labels by the model's maps: use saliency 'cam' or 'gradcam'")
+        check_number("effnum_beta", self.effnum_beta, 0, 1, high_open=True)
+        check_number("p_aug", self.p_aug, 0, 1)
+        check_number("box_beta", self.box_beta, 0, low_open=True)
+        check_number("aug_start", self.aug_start, -1, integer=True)  # -1: mixing from epoch 0
+        check_number("aug_end", self.aug_end, 0, integer=True)
 
 
 class PatchRegion(Protocol):
@@ -69,40 +105,12 @@ class PairedMinorityEngine:
     epoch boundary is exact.
     """
 
-    def __init__(
-        self,
-        epochs: int,
-        minor_sampler: str = "cmo_uniform",
-        effnum_beta: float = 0.9999,
-        region: str = "random_box",
-        saliency: str = "cam",
-        cam_target: str = "label",
-        box_scope: str = "per_batch",
-        fill: str = "paste",
-        label: str = "area",
-        p_aug: float = 0.5,
-        aug_start: int = 3,
-        aug_end: int = 3,
-        box_beta: float = 1.0,
-        patch_region: PatchRegion | None = None,
-    ) -> None:
-        for name, value, allowed in (("minor_sampler", minor_sampler, MINOR_SAMPLERS), ("region", region, REGIONS),
-                                     ("saliency", saliency, SALIENCY_SOURCES), ("cam_target", cam_target, CAM_TARGETS),
-                                     ("box_scope", box_scope, BOX_SCOPES), ("fill", fill, FILLS),
-                                     ("label", label, LABEL_WEIGHTS)):
-            if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
-        if (region == "patch_topk") != (patch_region is not None):
+    def __init__(self, epochs: int, mixing: PairedMixing = PairedMixing(),
+                 patch_region: PatchRegion | None = None) -> None:
+        if (mixing.region == "patch_topk") != (patch_region is not None):
             raise ValueError("region 'patch_topk' needs a patch_region (e.g. ltzoo.augment.lsm.LSMPatchRegion), "
                              "and only it takes one")
-        if label == "saliency" and saliency == "opencv_finegrained":
-            raise ValueError("label 'saliency' weighs labels by the model's maps: use saliency 'cam' or 'gradcam'")
-        if not 0.0 <= p_aug <= 1.0 or box_beta <= 0:
-            raise ValueError(f"need 0 <= p_aug <= 1 and box_beta > 0, got {p_aug}, {box_beta}")
-        self.epochs, self.minor_sampler, self.effnum_beta = epochs, minor_sampler, effnum_beta
-        self.region, self.saliency, self.cam_target, self.box_scope = region, saliency, cam_target, box_scope
-        self.fill, self.label, self.patch_region = fill, label, patch_region
-        self.p_aug, self.aug_start, self.aug_end, self.box_beta = p_aug, aug_start, aug_end, box_beta
+        self.epochs, self.mixing, self.patch_region = epochs, mixing, patch_region
         self.mean: tuple[float, ...] | None = None
         self.std: tuple[float, ...] | None = None
         self._seed = 0
@@ -114,7 +122,8 @@ class PairedMinorityEngine:
         """Build the minority stream over the training split (`ltzoo.methods.TrainSet`): |D| class-aware draws
         per epoch, the main loader's batch size, sharded by rank; `transform` augments CIFAR arrays."""
         seed = train_set.seed + MINOR_SEED_OFFSET
-        sampler = ClassAwareSampler(train_set.labels, kind=self.minor_sampler, beta=self.effnum_beta, seed=seed)
+        sampler = ClassAwareSampler(train_set.labels, kind=self.mixing.minor_sampler, beta=self.mixing.effnum_beta,
+                                    seed=seed)
         self.mean, self.std, self._seed = tuple(train_set.mean), tuple(train_set.std), train_set.seed
         if train_set.images is not None:
             self._loader = ArrayLoader(train_set.images, train_set.labels, train_set.batch_size, transform,
@@ -136,7 +145,7 @@ class PairedMinorityEngine:
 
     def eligible(self, epoch: int) -> bool:
         """Whether `epoch` (0-based) may augment: aug_start < e < E − aug_end."""
-        return self.aug_start < epoch < self.epochs - self.aug_end
+        return self.mixing.aug_start < epoch < self.epochs - self.mixing.aug_end
 
     def draw_minor(self, epoch: int, always: bool = False) -> Batch | None:
         """The next minority batch in an eligible epoch (or in any epoch with `always`), else None;
@@ -153,7 +162,7 @@ class PairedMinorityEngine:
 
     def gate(self, epoch: int) -> bool:
         """One coin per batch of an eligible epoch: augment when u < p_aug, u ~ U(0, 1)."""
-        return self.eligible(epoch) and bool(self.rng.random() < self.p_aug)
+        return self.eligible(epoch) and bool(self.rng.random() < self.mixing.p_aug)
 
     def mix(self, model: nn.Module, images: Tensor, labels: Tensor, minor: Batch) -> PairedBatch:
         """Mix a background batch with the minority batch (truncated to its size). `model` is the unwrapped ltzoo
@@ -162,21 +171,21 @@ class PairedMinorityEngine:
         minor_images = minor.images[:batch].to(images.device)
         minor_labels = minor.labels[:batch].to(labels.device)
         height, width = images.shape[-2:]
-        lam = float(self.rng.beta(self.box_beta, self.box_beta))
-        if self.region == "patch_topk":
+        lam = float(self.rng.beta(self.mixing.box_beta, self.mixing.box_beta))
+        if self.mixing.region == "patch_topk":
             mask, lam_hat, minor_lam = self.patch_region(model, images, labels, minor_images, minor_labels, lam)
             boxes = None
         else:
             centres = self._box_centres(model, images, labels).to(images.device)
             boxes = centred_boxes(centres, height, width, lam)
-            if self.box_scope == "per_batch":
+            if self.mixing.box_scope == "per_batch":
                 boxes = boxes[:1].expand(batch, 4)
             mask = box_masks(boxes, height, width)
             lam_hat = kept_area(boxes, height, width)
-            if self.label == "saliency":
+            if self.mixing.label == "saliency":
                 lam_hat = self._saliency_label_weight(model, images, labels, minor_images, minor_labels, mask, lam_hat)
             minor_lam = 1.0 - lam_hat
-        fill = minor_images if self.fill == "paste" else torch.zeros_like(images)
+        fill = minor_images if self.mixing.fill == "paste" else torch.zeros_like(images)
         mixed = torch.where(mask, fill, images)
         return PairedBatch(mixed, labels, minor_images, minor_labels, lam_hat.to(images.device), mask, boxes,
                            minor_lam.to(images.device))
@@ -184,15 +193,16 @@ class PairedMinorityEngine:
     def _box_centres(self, model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         """Box centres (row, col): uniform (one per batch or per image), or the peaks of the saliency maps."""
         height, width = images.shape[-2:]
-        if self.region == "random_box":
-            return random_centres(1 if self.box_scope == "per_batch" else labels.shape[0], height, width, self.rng)
+        if self.mixing.region == "random_box":
+            count = 1 if self.mixing.box_scope == "per_batch" else labels.shape[0]
+            return random_centres(count, height, width, self.rng)
         return peaks(self.saliency_maps(model, images, labels))
 
     def saliency_maps(self, model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         """The engine's saliency source on a background batch, at input resolution (B, H, W)."""
-        if self.saliency == "opencv_finegrained":
+        if self.mixing.saliency == "opencv_finegrained":
             return opencv_finegrained_saliency(to_uint8_images(images, self.mean, self.std))
-        maps = model_saliency(model, images, labels, self.saliency, self.cam_target)
+        maps = model_saliency(model, images, labels, self.mixing.saliency, self.mixing.cam_target)
         return upsample(maps, tuple(images.shape[-2:]))
 
     def _saliency_label_weight(self, model: nn.Module, images: Tensor, labels: Tensor, minor_images: Tensor,
@@ -200,7 +210,7 @@ class PairedMinorityEngine:
         """λ̂ = ρ/(ρ + ρ'), ρ = 1 − Σ_M S (background saliency kept), ρ' = Σ_M S' (minority saliency pasted);
         S, S' the `sum`-normalised own-label maps (docs/methods/baselines.md §10); the area weight where ρ + ρ' < ε."""
         both = torch.cat((images, minor_images))
-        maps = model_saliency(model, both, torch.cat((labels, minor_labels)), self.saliency, "label")
+        maps = model_saliency(model, both, torch.cat((labels, minor_labels)), self.mixing.saliency, "label")
         shares = normalize_maps(upsample(maps, tuple(images.shape[-2:])), "sum")
         inside = mask.squeeze(1).float()
         kept = 1.0 - (shares[: labels.shape[0]] * inside).flatten(1).sum(1)
@@ -211,5 +221,5 @@ class PairedMinorityEngine:
 
 __all__: list[str] = [
     "BOX_SCOPES", "CAM_TARGETS", "FILLS", "LABEL_WEIGHTS", "MINOR_SAMPLERS", "REGIONS", "SALIENCY_SOURCES",
-    "PairedBatch", "PairedMinorityEngine", "PatchRegion",
+    "PairedBatch", "PairedMinorityEngine", "PairedMixing", "PatchRegion",
 ]

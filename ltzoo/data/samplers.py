@@ -18,19 +18,23 @@ from torch.utils.data import Sampler
 
 __all__ = [
     "SAMPLER_KINDS",
-    "SAMPLER_KIND_ALIASES",
     "ClassAwareSampler",
     "EpochSampler",
     "InstanceSampler",
     "ShardedSampler",
+    "check_sampler_kind",
     "class_probabilities",
 ]
 
 SAMPLER_KINDS: tuple[str, ...] = ("instance", "class_balanced", "sqrt", "reversed", "effective_number")
-SAMPLER_KIND_ALIASES: dict[str, str] = {
+# names these distributions had in the method modules before the kinds above were the only ones: an error names the
+# kind that replaced them (configs and code use only SAMPLER_KINDS)
+_RETIRED_KINDS: dict[str, str] = {
     "cmo_uniform": "class_balanced",
     "class_uniform": "class_balanced",
+    "balance": "class_balanced",
     "effnum": "effective_number",
+    "reverse": "reversed",
 }
 
 _INSTANCE_STREAM = 0
@@ -40,15 +44,12 @@ _CLASS_AWARE_STREAM = 1
 def class_probabilities(class_counts: Sequence[int] | np.ndarray, kind: str, beta: float = 0.9999) -> np.ndarray:
     """Probability of drawing each class: instance ∝ n_k; class_balanced uniform; sqrt ∝ √n_k; reversed ∝ 1/n_k;
     effective_number ∝ 1/E_k with E_k = (1 − β^{n_k})/(1 − β). Classes with no images get 0.
-
-    Aliases used in docs/methods/: ``cmo_uniform`` and ``class_uniform`` = class_balanced, ``effnum`` =
-    effective_number.
     """
     counts = np.asarray(class_counts, dtype=np.float64)
     if counts.ndim != 1 or counts.size == 0 or (counts < 0).any() or not (counts > 0).any():
         raise ValueError(f"class_counts must be a non-empty 1-D sequence of non-negative counts with at least one "
                          f"positive entry, got {np.asarray(class_counts)!r}")
-    name = SAMPLER_KIND_ALIASES.get(kind, kind)
+    name = check_sampler_kind(kind)
     present = counts > 0
     n = counts[present]
     if name == "instance":
@@ -59,16 +60,24 @@ def class_probabilities(class_counts: Sequence[int] | np.ndarray, kind: str, bet
         weights = np.sqrt(n)
     elif name == "reversed":
         weights = 1.0 / n
-    elif name == "effective_number":
+    else:  # effective_number
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"beta must lie in [0, 1) for the effective-number sampler, got {beta}")
         weights = (1.0 - beta) / (1.0 - beta**n)
-    else:
-        raise ValueError(f"unknown sampler kind {kind!r}; expected one of {', '.join(SAMPLER_KINDS)} "
-                         f"(aliases: {', '.join(SAMPLER_KIND_ALIASES)})")
     probabilities = np.zeros_like(counts)
     probabilities[present] = weights / weights.sum()
     return probabilities
+
+
+def check_sampler_kind(kind: str, option: str = "sampler kind", kinds: Sequence[str] = SAMPLER_KINDS) -> str:
+    """`kind` if it is one of `kinds` (SAMPLER_KINDS or a method's subset of them), else a one-line error naming
+    `option`, the choices and, for a retired name, the kind that replaced it."""
+    if kind in kinds:
+        return kind
+    renamed = _RETIRED_KINDS.get(kind)
+    if renamed is not None and renamed in kinds:
+        raise ValueError(f"{option} {kind!r} is now called {renamed!r} (the sampler kinds of ltzoo.data.samplers)")
+    raise ValueError(f"unknown {option} {kind!r}; choose one of {', '.join(kinds)}")
 
 
 def _epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -13,6 +13,7 @@ from .cmo import CMO
 from .concutmix import ConCutMixMethod
 from .dscl import DSCLMethod, DSCLProbe
 from .lsm import LSMMethod
+from .paired import PairedMinorityMethod, PairedOptions
 from .smcl import SMCL
 from .supervised import SupervisedMethod, build_base_loss
 
@@ -33,14 +34,16 @@ METHODS: dict[str, Callable[..., TrainingMethod]] = {
 }
 
 
-def _options(name: str) -> dict[str, inspect.Parameter]:
-    """The config options of a method: its constructor's parameters but the two every method gets."""
+def _method_class(name: str) -> type[TrainingMethod]:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
     factory = METHODS[name]
-    target = factory.func if isinstance(factory, partial) else factory
-    parameters = inspect.signature(target).parameters
-    return {k: p for k, p in parameters.items() if k not in ("self", "class_counts", "epochs")}
+    return factory.func if isinstance(factory, partial) else factory
+
+
+def _options(name: str) -> dict[str, Any]:
+    """The config options of a method and their defaults (`inspect.Parameter.empty`: required)."""
+    return _method_class(name).option_defaults()
 
 
 def method_defaults(name: str) -> dict[str, Any]:
@@ -49,8 +52,28 @@ def method_defaults(name: str) -> dict[str, Any]:
     options = _options(name)  # first: an unknown name is the named error, not a KeyError
     factory = METHODS[name]
     bound = factory.keywords if isinstance(factory, partial) else {}
-    return {k: bound.get(k, p.default) for k, p in options.items()
-            if k in bound or p.default is not inspect.Parameter.empty}
+    return {k: bound.get(k, default) for k, default in options.items()
+            if k in bound or default is not inspect.Parameter.empty}
+
+
+def check_method_options(name: str, options: Mapping[str, Any], global_batch: int | None = None) -> None:
+    """Check a method's options without any data (what a config load runs): an unknown or missing option, or a value
+    out of its range (or, given the global batch size, one that does not fit it), is a one-line ValueError naming
+    it."""
+    allowed = _options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"method {name!r} has no option(s) {unknown}; its options are {sorted(allowed)}")
+    given = {**method_defaults(name), **options}
+    missing = sorted(set(allowed) - set(given))
+    if missing:
+        raise ValueError(f"method {name!r} needs option(s) {missing}")
+    try:
+        _method_class(name).check_options(given)
+        if global_batch is not None:
+            _method_class(name).check_batch(given, global_batch)
+    except ValueError as e:
+        raise ValueError(f"method {name!r}: {e}") from None
 
 
 def build_method(name: str, class_counts: Sequence[int], epochs: int, **options: Any) -> TrainingMethod:
@@ -63,6 +86,7 @@ def build_method(name: str, class_counts: Sequence[int], epochs: int, **options:
 
 
 __all__ = [
-    "METHODS", "BCLMethod", "CMO", "ConCutMixMethod", "DSCLMethod", "DSCLProbe", "LSMMethod", "SMCL",
-    "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method", "method_defaults", "unwrap",
+    "METHODS", "BCLMethod", "CMO", "ConCutMixMethod", "DSCLMethod", "DSCLProbe", "LSMMethod", "PairedMinorityMethod",
+    "PairedOptions", "SMCL", "SupervisedMethod", "TrainSet", "TrainingMethod", "build_base_loss", "build_method",
+    "check_method_options", "method_defaults", "unwrap",
 ]

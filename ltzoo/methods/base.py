@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,23 @@ class TrainingMethod:
         self.class_counts = torch.as_tensor(list(class_counts), dtype=torch.long)
         self.num_classes = len(self.class_counts)
         self.epochs = epochs
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """The method's config options, each with its default (`inspect.Parameter.empty` for a required one): the
+        constructor's keywords after `class_counts` and `epochs`."""
+        parameters = inspect.signature(cls.__init__).parameters
+        return {k: p.default for k, p in parameters.items()
+                if k not in ("self", "class_counts", "epochs") and p.kind is not p.VAR_KEYWORD}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Check every option's value without data (the constructor runs the same check): a one-line ValueError
+        naming the option, its value and what is allowed. `options` holds all of them, defaults filled in."""
+
+    @classmethod
+    def check_batch(cls, options: Mapping[str, Any], global_batch: int) -> None:
+        """Check options that depend on the global batch size (e.g. DSCL's queue size), without data."""
 
     def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
         """The batched CIFAR training transform (its output is `batch.images`)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from ..benchmarks import IMAGENET_MEAN
 from ..data.batch_transforms import BatchTransform
 from ..data.loader import Batch
 from ..losses import BalancedContrastiveLoss, LogitAdjustedLoss, upcast
+from ..options import check_choice, check_number
 from .base import TrainingMethod
 
 CONTRASTIVE_HEAD = "head"
@@ -55,13 +56,22 @@ class BCLMethod(TrainingMethod):
         head_hidden: int = 512,
         cl_views: str = "sim-sim",
     ) -> None:
+        BCLMethod.check_options({"alpha": alpha, "beta": beta, "temperature": temperature, "tau": tau,
+                                 "feat_dim": feat_dim, "head_hidden": head_hidden, "cl_views": cl_views})
         super().__init__(class_counts, epochs)
-        if cl_views not in CL_VIEWS:
-            raise ValueError(f"unknown cl_views {cl_views!r}; choose one of {', '.join(CL_VIEWS)}")
         self.alpha, self.beta = float(alpha), float(beta)
         self.feat_dim, self.head_hidden, self.cl_views = feat_dim, head_hidden, cl_views
         self.classification = LogitAdjustedLoss(self.class_counts, tau=tau)
         self.contrastive = BalancedContrastiveLoss(temperature)
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        for weight in ("alpha", "beta", "tau"):
+            check_number(weight, options[weight], 0)
+        check_number("temperature", options["temperature"], 0, low_open=True)
+        check_number("feat_dim", options["feat_dim"], 1, integer=True)
+        check_number("head_hidden", options["head_hidden"], 1, integer=True)
+        check_choice("cl_views", options["cl_views"], tuple(CL_VIEWS))
 
     def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
         """CIFAR views (§3.5): v0 crop + flip + AutoAugment; v1, v2 the contrastive crop/jitter/grayscale/blur."""

@@ -3,7 +3,8 @@ whose area label is rectified by prototype similarities after the warm-up epoch 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,13 +15,13 @@ from ..augment.concutmix import RHO_NORMS, rectify_label
 from ..augment.cutmix import area_label, cutmix_batch
 from ..augment.views import cifar_autoaugment_transform
 from ..data.loader import ArrayLoader, Batch, BatchedDataLoader, image_loader, with_transform
-from ..data.samplers import ClassAwareSampler, ShardedSampler
+from ..data.samplers import ClassAwareSampler, ShardedSampler, check_sampler_kind
 from ..losses import SoftTargetCrossEntropy
+from ..options import check_choice, check_number
 from .base import TrainSet
 from .bcl import BCLForward, BCLMethod, three_views
 
-# ConCutMix's `balance` / `reverse` foreground samplers as ClassAwareSampler kinds
-PATCH_SAMPLERS = {"balance": "class_balanced", "reverse": "reversed"}
+PATCH_SAMPLERS = ("class_balanced", "reversed")  # ConCutMix's foreground samplers, as ltzoo.data.samplers kinds
 PATCH_SEED_OFFSET = 1  # the patch stream's seed is the run seed + 1: never the main loader's stream
 _MIX_STREAM = 7  # SeedSequence key of the per-batch draws (gate r, λ0, π, box centre)
 
@@ -51,24 +52,19 @@ class ConCutMixMethod(BCLMethod):
         cl_views: str = "sim-sim",
         cutmix_prob: float = 0.5,
         cutmix_beta: float = 1.0,
-        patch_sampler: str = "balance",
+        patch_sampler: str = "class_balanced",
         warm_epoch: int = 100,
         topk: int = 3,
         omega: Sequence[int] = (2, 255),
         rho_norm: str = "sum",
     ) -> None:
+        self.check_cutmix_options({"cutmix_prob": cutmix_prob, "cutmix_beta": cutmix_beta,
+                                   "patch_sampler": patch_sampler, "warm_epoch": warm_epoch, "topk": topk,
+                                   "omega": omega, "rho_norm": rho_norm})
         super().__init__(class_counts, epochs, alpha=alpha, beta=beta, temperature=temperature, tau=tau,
                          feat_dim=feat_dim, head_hidden=head_hidden, cl_views=cl_views)
-        if not 0.0 <= cutmix_prob <= 1.0 or cutmix_beta <= 0:
-            raise ValueError(f"need 0 <= cutmix_prob <= 1 and cutmix_beta > 0, got {cutmix_prob}, {cutmix_beta}")
-        if patch_sampler not in PATCH_SAMPLERS:
-            raise ValueError(f"unknown patch_sampler {patch_sampler!r}; choose one of {', '.join(PATCH_SAMPLERS)}")
-        if not 1 <= topk <= self.num_classes:
+        if topk > self.num_classes:
             raise ValueError(f"topk must lie in [1, {self.num_classes}] (the number of classes), got {topk}")
-        if len(omega) != 2 or omega[1] <= 0:
-            raise ValueError(f"omega is [numerator, denominator], denominator positive (e.g. [2, 255]); got {omega}")
-        if rho_norm not in RHO_NORMS:
-            raise ValueError(f"rho_norm must be one of {RHO_NORMS}, got {rho_norm!r}")
         self.cutmix_prob, self.cutmix_beta, self.patch_sampler = cutmix_prob, cutmix_beta, patch_sampler
         self.warm_epoch, self.topk, self.omega, self.rho_norm = warm_epoch, topk, omega[0] / omega[1], rho_norm
         self.soft_classification = SoftTargetCrossEntropy(self.class_counts, tau=tau)
@@ -77,11 +73,31 @@ class ConCutMixMethod(BCLMethod):
         self._seed = 0
         self._rng = np.random.default_rng()
 
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        super().check_options(options)
+        cls.check_cutmix_options(options)
+
+    @staticmethod
+    def check_cutmix_options(options: Mapping[str, Any]) -> None:
+        """ConCutMix's own options (BCL's are BCLMethod's); `topk` <= the number of classes needs the data."""
+        check_number("cutmix_prob", options["cutmix_prob"], 0, 1)
+        check_number("cutmix_beta", options["cutmix_beta"], 0, low_open=True)
+        check_sampler_kind(options["patch_sampler"], "patch_sampler", PATCH_SAMPLERS)
+        check_number("warm_epoch", options["warm_epoch"], 0, integer=True)
+        check_number("topk", options["topk"], 1, integer=True)
+        omega = options["omega"]
+        if (not isinstance(omega, (list, tuple)) or len(omega) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in omega) or omega[1] <= 0):
+            raise ValueError(f"omega must be [numerator, denominator], denominator positive (e.g. [2, 255]), "
+                             f"got {omega!r}")
+        check_choice("rho_norm", options["rho_norm"], RHO_NORMS)
+
     def bind_data(self, train_set: TrainSet) -> None:
         """The patch (foreground) stream: |D| class-aware draws per epoch, v0 view only (AutoAugment on CIFAR arrays,
         the `randncls` pipeline on a per-image dataset), sharded like the main loader."""
         seed = train_set.seed + PATCH_SEED_OFFSET
-        sampler = ClassAwareSampler(train_set.labels, kind=PATCH_SAMPLERS[self.patch_sampler],
+        sampler = ClassAwareSampler(train_set.labels, kind=self.patch_sampler,
                                     num_samples=len(train_set.labels), seed=seed)
         if train_set.images is not None:
             self._patch_loader = ArrayLoader(

@@ -8,7 +8,7 @@ two stages:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..data.loader import Batch
 from ..data.samplers import ClassAwareSampler
 from ..losses import CrossEntropyLoss, DSCLLoss, PBSDLoss, upcast
 from ..models.base import TRAIN_HEADS_PREFIX
+from ..options import check_choice, check_number, check_pair
 from .base import TrainingMethod, TrainSet, unwrap
 from .moco import KEY_BNS, QUEUE_INITS, MemoryQueue, MoCo, MomentumKeyEncoder, check_queue_size
 
@@ -108,6 +109,11 @@ class DSCLMethod(TrainingMethod):
         blur: bool = True,
         roi_output: int = 2,
     ) -> None:
+        self.check_options({
+            "temperature": temperature, "beta": beta, "pbsd_weight": pbsd_weight, "momentum": momentum,
+            "queue_size": queue_size, "queue_init": queue_init, "feat_dim": feat_dim, "head_hidden": head_hidden,
+            "key_bn": key_bn, "bn_splits": bn_splits, "num_patches": num_patches, "patch_size": patch_size,
+            "patch_scale": patch_scale, "global_scale": global_scale, "blur": blur, "roi_output": roi_output})
         super().__init__(class_counts, epochs)
         self.dscl = DSCLLoss(temperature, beta)
         self.pbsd = PBSDLoss(temperature)
@@ -120,9 +126,25 @@ class DSCLMethod(TrainingMethod):
         self.roi_output = roi_output
         self.seed = 0
         self.moco: MoCo | None = None
-        for option, value, allowed in (("queue_init", queue_init, QUEUE_INITS), ("key_bn", key_bn, KEY_BNS)):
-            if value not in allowed:
-                raise ValueError(f"unknown {option} {value!r}; choose one of {', '.join(allowed)}")
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Every option's range (K against the global batch: `check_batch`, and again in `bind_data`)."""
+        check_number("temperature", options["temperature"], 0, low_open=True)
+        if options["beta"] is not None:  # None: SupCon's weights
+            check_number("beta", options["beta"], 0)
+        check_number("pbsd_weight", options["pbsd_weight"], 0)
+        check_number("momentum", options["momentum"], 0, 1)
+        check_choice("queue_init", options["queue_init"], QUEUE_INITS)
+        check_choice("key_bn", options["key_bn"], KEY_BNS)
+        for count in ("queue_size", "feat_dim", "head_hidden", "bn_splits", "num_patches", "patch_size", "roi_output"):
+            check_number(count, options[count], 1, integer=True)
+        check_pair("patch_scale", options["patch_scale"], 0, 1)
+        check_pair("global_scale", options["global_scale"], 0, 1)
+
+    @classmethod
+    def check_batch(cls, options: Mapping[str, Any], global_batch: int) -> None:
+        check_queue_size(options["queue_size"], global_batch)
 
     def views(self, mean: Sequence[float], std: Sequence[float], size: int) -> DSCLViews:
         return dscl_views(mean, std, size, self.global_scale, self.num_patches, self.patch_size, self.patch_scale,
@@ -196,15 +218,13 @@ class DSCLMethod(TrainingMethod):
         self.moco.load_state_dict(state)
 
 
-def load_encoder(model: nn.Module, source: str | Path) -> None:
-    """Load a stage-1 encoder into `model`: every tensor of the checkpoint's `model.safetensors` (or of the given
-    .safetensors file) except the classifier `fc.*` and the training-only heads; BN buffers included. Anything
-    else missing or unexpected is an error."""
-    path = Path(source).expanduser()
-    file = path / "model.safetensors" if path.is_dir() else path
+def load_encoder(model: nn.Module, weights: str | Path) -> None:
+    """Load a stage-1 encoder into `model` from a .safetensors weights file (the caller finds and verifies it: the
+    training side resolves a run's checkpoint to its weights file): every tensor except the classifier `fc.*` and the
+    training-only heads; BN buffers included. Anything else missing or unexpected is an error."""
+    file = Path(weights).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"no stage-1 weights at {file}: point init_from at stage 1's last checkpoint "
-                                "directory (<run_dir>/checkpoints/epoch_NNNN) or a .safetensors file")
+        raise FileNotFoundError(f"no stage-1 weights file at {file} (init_from)")
     state = load_file(str(file))
     encoder = {key: value for key, value in state.items() if not key.startswith(("fc.", TRAIN_HEADS_PREFIX))}
     result = unwrap(model).load_state_dict(encoder, strict=False)
@@ -218,11 +238,11 @@ class DSCLProbe(TrainingMethod):
     """Stage 2 (§3): a linear classifier on the frozen stage-1 encoder, trained with plain CE on a class-balanced
     stream (a class uniformly, then an image uniformly within it; |D| draws per epoch).
 
-    `prepare_model` loads the encoder from `init_from` (backbone weights and BN buffers, without g_q), re-initialises
-    fc with N(0, `fc_std`²) weights and zero bias and freezes everything else. `probe_bn: train` (official, default)
-    keeps BN in train mode so its running statistics are re-estimated on the probe's 32/224-px stream (stage 1's
-    statistics are dominated by patch passes); `eval` keeps them frozen (only for an encoder whose BN was
-    recalibrated on full-size images).
+    `prepare_model` loads the encoder from the weights file `init_from` (backbone weights and BN buffers, without
+    g_q), re-initialises fc with N(0, `fc_std`²) weights and zero bias and freezes everything else.
+    `probe_bn: train` (official, default) keeps BN in train mode so its running statistics are re-estimated on the
+    probe's 32/224-px stream (stage 1's statistics are dominated by patch passes); `eval` keeps them frozen (only for
+    an encoder whose BN was recalibrated on full-size images).
 
     The class-balanced stream is the main loader itself, through `train_sampler` (CIFAR arrays and per-image
     datasets alike); its views are the probe augmentation.
@@ -240,12 +260,20 @@ class DSCLProbe(TrainingMethod):
         crop_scale: Sequence[float] = (0.08, 1.0),
         blur: bool = True,
     ) -> None:
+        self.check_options({"init_from": init_from, "probe_bn": probe_bn, "fc_std": fc_std, "crop_scale": crop_scale,
+                            "blur": blur})
         super().__init__(class_counts, epochs)
-        if probe_bn not in PROBE_BNS:
-            raise ValueError(f"unknown probe_bn {probe_bn!r}; choose one of {', '.join(PROBE_BNS)}")
         self.init_from, self.probe_bn, self.fc_std = init_from, probe_bn, fc_std
         self.crop_scale, self.blur = tuple(crop_scale), blur
         self.loss = CrossEntropyLoss()
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        if not isinstance(options["init_from"], str) or not options["init_from"]:
+            raise ValueError(f"init_from must name stage 1's weights, got {options['init_from']!r}")
+        check_choice("probe_bn", options["probe_bn"], PROBE_BNS)
+        check_number("fc_std", options["fc_std"], 0, low_open=True)
+        check_pair("crop_scale", options["crop_scale"], 0, 1)
 
     def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
         """The probe augmentation on 32-px CIFAR batches."""

@@ -4,14 +4,52 @@ losses."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from ..augment.lsm import LSMPatchRegion
-from ..augment.paired import PairedMinorityEngine
-from .cmo import PairedMinorityMethod
+from ..augment.lsm import HEAD_WEIGHTS, MASK_RULES, LSMPatchRegion
+from ..augment.paired import PairedMinorityEngine, PairedMixing
+from ..data.samplers import check_sampler_kind
+from ..options import check_choice, check_number
+from .paired import PairedMinorityMethod, PairedOptions
 
-# docs/methods/lsm.md §3 step 0 sampler name -> the paired engine's name for the same distribution
-TAIL_SAMPLERS = {"class_uniform": "cmo_uniform", "reversed": "reversed"}
+TAIL_SAMPLERS = ("class_balanced", "reversed")  # docs/methods/lsm.md §3 step 0, as ltzoo.data.samplers kinds
 CAM_SOURCES = ("current",)
+
+
+@dataclass(frozen=True)
+class LSMOptions(PairedOptions):
+    """LSM's options, in the paper's names: the tail sampler, the gate (mix_start < e < E − mix_end, u < p_mix),
+    the Beta(mix_beta, mix_beta) of the unit budget, and the unit mask and label weights of `LSMPatchRegion`."""
+
+    base_loss: str = "ce"
+    tail_sampler: str = "class_balanced"
+    patch_size: int = 4
+    mask_rule: str = "topk_beta"
+    mix_beta: float = 1.0
+    head_weight: str = "saliency"
+    normalise: bool = True
+    p_mix: float = 0.5
+    mix_start: int = 3
+    mix_end: int = 3
+    cam_source: str = "current"
+
+    def __post_init__(self) -> None:
+        check_sampler_kind(self.tail_sampler, "tail_sampler", TAIL_SAMPLERS)
+        for option, allowed in (("mask_rule", MASK_RULES), ("head_weight", HEAD_WEIGHTS),
+                                ("cam_source", CAM_SOURCES)):
+            check_choice(option, getattr(self, option), allowed)
+        check_number("patch_size", self.patch_size, 1, integer=True)
+        check_number("mix_beta", self.mix_beta, 0, low_open=True)
+        check_number("p_mix", self.p_mix, 0, 1)
+        check_number("mix_start", self.mix_start, -1, integer=True)  # -1: mixing from epoch 0
+        check_number("mix_end", self.mix_end, 0, integer=True)
+        super().__post_init__()
+
+    def mixing(self) -> PairedMixing:
+        """The engine's `patch_topk` region with LSM's gate and tail stream."""
+        return PairedMixing(minor_sampler=self.tail_sampler, region="patch_topk", p_aug=self.p_mix,
+                            aug_start=self.mix_start, aug_end=self.mix_end, box_beta=self.mix_beta)
 
 
 class LSMMethod(PairedMinorityMethod):
@@ -24,34 +62,9 @@ class LSMMethod(PairedMinorityMethod):
     """
 
     name = "lsm"
+    Options = LSMOptions
 
-    def __init__(
-        self,
-        class_counts: Sequence[int],
-        epochs: int,
-        base_loss: str = "ce",
-        drw_start: int = 160,
-        drw_beta: float = 0.9999,
-        max_margin: float = 0.5,
-        scale: float = 30.0,
-        tail_sampler: str = "class_uniform",
-        patch_size: int = 4,
-        mask_rule: str = "topk_beta",
-        mix_beta: float = 1.0,
-        head_weight: str = "saliency",
-        normalise: bool = True,
-        p_mix: float = 0.5,
-        mix_start: int = 3,
-        mix_end: int = 3,
-        cam_source: str = "current",
-    ) -> None:
-        if tail_sampler not in TAIL_SAMPLERS:
-            raise ValueError(f"unknown tail sampler {tail_sampler!r}; choose one of {', '.join(TAIL_SAMPLERS)}")
-        if cam_source not in CAM_SOURCES:
-            raise ValueError(f"unknown cam source {cam_source!r}; choose one of {', '.join(CAM_SOURCES)}")
-        engine = PairedMinorityEngine(
-            epochs, minor_sampler=TAIL_SAMPLERS[tail_sampler], region="patch_topk", p_aug=p_mix, aug_start=mix_start,
-            aug_end=mix_end, box_beta=mix_beta,
-            patch_region=LSMPatchRegion(patch_size, mask_rule, head_weight, normalise),
-        )
-        super().__init__(class_counts, epochs, engine, base_loss, drw_start, drw_beta, max_margin, scale)
+    def __init__(self, class_counts: Sequence[int], epochs: int, **options: Any) -> None:
+        opts = LSMOptions(**options)
+        region = LSMPatchRegion(opts.patch_size, opts.mask_rule, opts.head_weight, opts.normalise)
+        super().__init__(class_counts, epochs, PairedMinorityEngine(epochs, opts.mixing(), patch_region=region), opts)

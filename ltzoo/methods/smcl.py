@@ -4,16 +4,19 @@ with minority content, train L_MCE on the masked images and pull them toward the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..augment.paired import PairedBatch, PairedMinorityEngine
+from ..augment.paired import PairedBatch, PairedMinorityEngine, PairedMixing
 from ..data.loader import Batch
 from ..losses import SupConLoss
-from .cmo import PairedMinorityMethod
+from ..options import check_choice, check_number
+from .cmo import CMOOptions
+from .paired import PairedMinorityMethod
 
 PROJECTION_HEAD = "proj"
 PROJECTION_DIM = 128
@@ -39,6 +42,42 @@ def mixed_positive_mask(contrast: Tensor, labels: Tensor, minor_labels: Tensor, 
     return mask
 
 
+@dataclass(frozen=True)
+class SMCLOptions(CMOOptions):
+    """SMCL's options: CMO's (with the effective-number sampler and per-image boxes by default), the saliency box
+    (`saliency: random` is CMO's uniform box), and L_MSC's set, labels, weight, temperature and projection."""
+
+    minor_sampler: str = "effective_number"
+    effnum_beta: float = 0.9999
+    saliency: str = "cam"
+    cam_target: str = "label"
+    box_scope: str = "per_image"
+    fill: str = "paste"
+    contrast_set: str = "masked+minor"
+    msc_labels: str = "hard_minor"
+    msc_always: bool = False
+    w_msc: float = 1.0
+    tau: float = 0.07
+    proj: str = "mlp"
+
+    def __post_init__(self) -> None:
+        for option, allowed in (("saliency", SALIENCY), ("contrast_set", CONTRAST_SETS), ("msc_labels", MSC_LABELS),
+                                ("proj", PROJECTIONS)):
+            check_choice(option, getattr(self, option), allowed)
+        check_number("w_msc", self.w_msc, 0)
+        check_number("tau", self.tau, 0, low_open=True)
+        super().__post_init__()
+
+    def mixing(self) -> PairedMixing:
+        """A Beta box around each image's saliency peak (or placed uniformly with `saliency: random`)."""
+        random = self.saliency == "random"
+        return PairedMixing(minor_sampler=self.minor_sampler, effnum_beta=self.effnum_beta,
+                            region="random_box" if random else "saliency_box",
+                            saliency="cam" if random else self.saliency, cam_target=self.cam_target,
+                            box_scope=self.box_scope, fill=self.fill, label="area",
+                            p_aug=self.p_aug, aug_start=self.aug_start, aug_end=self.aug_end, box_beta=self.box_beta)
+
+
 class SMCL(PairedMinorityMethod):
     """SMCL-paste (docs/methods/smcl.md §3.2), every switch of §3.4 a constructor option.
 
@@ -49,46 +88,15 @@ class SMCL(PairedMinorityMethod):
 
     name = "smcl"
 
-    def __init__(
-        self,
-        class_counts: Sequence[int],
-        epochs: int,
-        base_loss: str = "ce_drw",
-        drw_start: int = 160,
-        drw_beta: float = 0.9999,
-        max_margin: float = 0.5,
-        scale: float = 30.0,
-        minor_sampler: str = "effnum",
-        effnum_beta: float = 0.9999,
-        saliency: str = "cam",
-        cam_target: str = "label",
-        box_scope: str = "per_image",
-        fill: str = "paste",
-        contrast_set: str = "masked+minor",
-        msc_labels: str = "hard_minor",
-        msc_always: bool = False,
-        w_msc: float = 1.0,
-        tau: float = 0.07,
-        proj: str = "mlp",
-        p_aug: float = 0.5,
-        aug_start: int = 3,
-        aug_end: int = 3,
-        box_beta: float = 1.0,
-    ) -> None:
-        for name, value, allowed in (("saliency", saliency, SALIENCY), ("contrast_set", contrast_set, CONTRAST_SETS),
-                                     ("msc_labels", msc_labels, MSC_LABELS), ("proj", proj, PROJECTIONS)):
-            if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
-        engine = PairedMinorityEngine(
-            epochs, minor_sampler=minor_sampler, effnum_beta=effnum_beta,
-            region="random_box" if saliency == "random" else "saliency_box",
-            saliency="cam" if saliency == "random" else saliency, cam_target=cam_target, box_scope=box_scope,
-            fill=fill, label="area", p_aug=p_aug, aug_start=aug_start, aug_end=aug_end, box_beta=box_beta,
-        )
-        super().__init__(class_counts, epochs, engine, base_loss, drw_start, drw_beta, max_margin, scale)
-        self.with_original = contrast_set == "masked+original+minor"
-        self.msc_labels, self.msc_always, self.w_msc, self.proj = msc_labels, msc_always, w_msc, proj
-        self.supcon = SupConLoss(temperature=tau)
+    Options = SMCLOptions
+
+    def __init__(self, class_counts: Sequence[int], epochs: int, **options: Any) -> None:
+        opts = SMCLOptions(**options)
+        super().__init__(class_counts, epochs, PairedMinorityEngine(epochs, opts.mixing()), opts)
+        self.with_original = opts.contrast_set == "masked+original+minor"
+        self.msc_labels, self.msc_always, self.w_msc = opts.msc_labels, opts.msc_always, opts.w_msc
+        self.proj = opts.proj
+        self.supcon = SupConLoss(temperature=opts.tau)
 
     @property
     def contrastive(self) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -10,7 +11,10 @@ from torch import nn
 from ..data.loader import Batch
 from ..losses import BalancedSoftmaxLoss, ClassificationLoss, CrossEntropyLoss, DeferredReweighting, LDAMLoss
 from ..models import NormedLinear
+from ..options import check_choice, check_number
 from .base import TrainingMethod, unwrap
+
+BASE_LOSSES = ("ce", "ldam", "bs")
 
 
 def build_base_loss(
@@ -23,7 +27,7 @@ def build_base_loss(
         return LDAMLoss(class_counts, max_margin=max_margin, scale=scale)
     if name == "bs":
         return BalancedSoftmaxLoss(class_counts)
-    raise ValueError(f"unknown base loss {name!r}; choose one of 'ce', 'ldam', 'bs'")
+    raise ValueError(f"unknown base loss {name!r}; choose one of {', '.join(BASE_LOSSES)}")
 
 
 def check_classifier(model: nn.Module, loss: ClassificationLoss) -> None:
@@ -52,9 +56,20 @@ class SupervisedMethod(TrainingMethod):
         max_margin: float = 0.5,
         scale: float = 30.0,
     ) -> None:
+        self.check_options({"loss": loss, "drw_start": drw_start, "drw_beta": drw_beta, "max_margin": max_margin,
+                            "scale": scale})
         super().__init__(class_counts, epochs)
         self.loss = build_base_loss(loss, self.class_counts, max_margin=max_margin, scale=scale)
         self.drw = DeferredReweighting(self.class_counts, drw_start, drw_beta) if drw_start is not None else None
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        check_choice("loss", options["loss"], BASE_LOSSES)
+        if options["drw_start"] is not None:
+            check_number("drw_start", options["drw_start"], 0, integer=True)
+        check_number("drw_beta", options["drw_beta"], 0, 1, high_open=True)
+        check_number("max_margin", options["max_margin"], 0, low_open=True)
+        check_number("scale", options["scale"], 0, low_open=True)
 
     def prepare_model(self, model: nn.Module) -> None:
         check_classifier(model, self.loss)
