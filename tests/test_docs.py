@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ltzoo.methods import METHODS
+from ltzoo.registry import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("ltzoo", "training", "benchmarks", "scripts", "tests", "docs", "hubconf.py", "README.md", "pyproject.toml")

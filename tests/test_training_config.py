@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from ltzoo import registry
-from ltzoo.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
@@ -59,7 +58,7 @@ def test_config_names_a_zoo_entry_of_its_dataset(path: Path):
 def test_config_method_is_the_entrys_or_one_of_its_stages(path: Path):
     cfg = load_config(path)
     entry = registry.get_entry(cfg.full_name)
-    assert cfg.method["name"] in METHODS
+    assert cfg.method["name"] in registry.METHODS
     if stage(path) is None:
         assert cfg.method["name"] == entry.method
     else:

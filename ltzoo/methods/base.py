@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,12 @@ class TrainingMethod:
         self.class_counts = torch.as_tensor(list(class_counts), dtype=torch.long)
         self.num_classes = len(self.class_counts)
         self.epochs = epochs
+
+    @classmethod
+    def unused_options(cls, options: Mapping[str, Any]) -> dict[str, str]:
+        """The options that do nothing given the others (all of them resolved: bound, given and defaults), each with
+        the reason, e.g. `drw_start` where deferred re-weighting is off: setting one is an error, never ignored."""
+        return {}
 
     def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
         """The batched CIFAR training transform (its output is `batch.images`)."""

@@ -15,6 +15,7 @@ from torchvision import transforms
 from ..data.batch_transforms import BatchTransform, MultiView, cifar_autoaugment_transform, cifar_contrastive_transform
 from ..data.loader import Batch
 from ..losses import BalancedContrastiveLoss, LogitAdjustedLoss, upcast
+from ..registry import Recipe, cifar_recipes, register_method
 from .base import TrainingMethod
 
 # `cl_views` -> the two contrastive views (v1, v2) of §2.2
@@ -142,3 +143,9 @@ def three_views(batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         raise TypeError("BCL and ConCutMix need three views per image (v0, v1, v2): build the training loader with "
                         "the method's `cifar_transform` (CIFAR) or `image_transform` (per-image datasets)")
     return batch.images[0], batch.images[1], batch.images[2]
+
+
+register_method("bcl", BCLMethod, title="Balanced contrastive learning", paper="arXiv:2207.09052", classifier="cosine",
+                cosine_scale=30.0, recipes=(*cifar_recipes(), Recipe("resnet50", "imagenet_lt", ("e90",)),
+                                            Recipe("resnext50", "imagenet_lt", ("e90",)),
+                                            Recipe("resnet50", "inat2018", ("e100",))))

@@ -3,7 +3,7 @@ shares."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -13,7 +13,7 @@ from ..augment.paired import PairedBatch, PairedMinorityEngine
 from ..data.loader import Batch
 from ..losses import ClassificationLoss, DeferredReweighting, mixed_label_loss
 from .base import TrainingMethod, TrainSet, unwrap
-from .supervised import build_base_loss, check_classifier
+from .supervised import build_base_loss, check_classifier, unused_base_options
 
 # base-loss name of CMO / SMCL / LSM recipes -> (per-target loss ℓ, deferred re-weighting on?)
 PAIRED_BASE_LOSSES: dict[str, tuple[str, bool]] = {
@@ -46,6 +46,12 @@ class PairedMinorityMethod(TrainingMethod):
         self.loss: ClassificationLoss = build_base_loss(loss_name, self.class_counts, max_margin, scale)
         self.drw = DeferredReweighting(self.class_counts, drw_start, drw_beta) if deferred else None
         self.engine = engine
+
+    @classmethod
+    def unused_options(cls, options: Mapping[str, Any]) -> dict[str, str]:
+        if options["base_loss"] not in PAIRED_BASE_LOSSES:
+            return {}  # the constructor names the choices
+        return unused_base_options(*PAIRED_BASE_LOSSES[options["base_loss"]])
 
     def prepare_model(self, model: nn.Module) -> None:
         check_classifier(model, self.loss)
