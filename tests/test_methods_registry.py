@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ltzoo import registry
+from ltzoo import hub, registry
 from ltzoo.methods import SupervisedMethod, build_method, method_defaults
 
 COUNTS = [20, 10, 5]
@@ -108,3 +108,9 @@ def test_a_recipe_must_name_a_known_benchmark(scratch_registry: None):
     with pytest.raises(ValueError, match="unknown architecture 'resnet32' or benchmark 'cifar11_lt'"):
         registry.register_method("toy", SupervisedMethod, title="Toy", paper="x",
                                  recipes=(registry.Recipe("resnet32", "cifar11_lt"),))
+
+
+def test_every_architecture_argument_a_declaration_gives_is_accepted_from_a_hub_config():
+    """A release's config.json carries its entry's model_args; the Hub allow-list must accept all of them."""
+    given = {key for entry in registry.entries() for key in entry.model_args}
+    assert given <= hub.HUB_MODEL_ARGS

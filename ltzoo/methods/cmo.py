@@ -1,4 +1,4 @@
-"""CMO, context-rich minority oversampling (docs/methods/baselines.md §6), and the base every paired-minority method
+"""CMO, context-rich minority oversampling (docs/methods/cmo.md), and the base every paired-minority method
 shares."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from torch import nn
 from ..augment.paired import PairedBatch, PairedMinorityEngine
 from ..data.loader import Batch
 from ..losses import ClassificationLoss, DeferredReweighting, mixed_label_loss
+from ..registry import Recipe, cifar_recipes, register_method
 from .base import TrainingMethod, TrainSet, unwrap
 from .supervised import build_base_loss, check_classifier, unused_base_options
 
@@ -116,3 +117,13 @@ class CMO(PairedMinorityMethod):
                                       fill="paste", label="area", p_aug=p_aug, aug_start=aug_start, aug_end=aug_end,
                                       box_beta=box_beta)
         super().__init__(class_counts, epochs, engine, base_loss, drw_start, drw_beta, max_margin, scale)
+
+
+register_method(
+    "cmo", CMO, title="Context-rich minority oversampling (on CE-DRW)", paper="arXiv:2112.00412",
+    options={"base_loss": "ce_drw"}, base="ce_drw",
+    recipes=(*cifar_recipes(cifar10="the CMO code trains CIFAR-100-LT only; this is its CIFAR-100-LT recipe"),
+             Recipe("resnet50", "imagenet_lt", ("e100",),
+                    ltzoo_recipe="the CMO README trains ImageNet-LT with Balanced Softmax; this CE-DRW recipe takes "
+                                 "the rest from its imagenet_train.py (100 epochs, batch 128, DRW from epoch 80)")),
+)
