@@ -1,4 +1,4 @@
-"""CMO, context-rich minority oversampling (docs/methods/cmo.md), and the base every paired-minority method
+"""CMO, context-rich minority oversampling (docs/methods/baselines.md §6), and the base every paired-minority method
 shares."""
 
 from __future__ import annotations
