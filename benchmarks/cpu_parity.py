@@ -60,11 +60,13 @@ RUNS: dict[str, list[str]] = {
     "ce_drw": ["method.drw_start=1"],
     "ldam_drw": ["method.drw_start=1"],
     "bsce": [],
+    "la": [],
     "bcl": [],
     "concutmix": ["method.warm_epoch=0"],
     "ce_lsm": ["method.mix_start=-1", "method.mix_end=0"],
     "ce_drw_lsm": ["method.mix_start=-1", "method.mix_end=0", "method.drw_start=1"],
     "ldam_drw_lsm": ["method.mix_start=-1", "method.mix_end=0", "method.drw_start=1"],
+    "cmo": ["method.aug_start=-1", "method.aug_end=0", "method.drw_start=1"],
     "smcl": ["method.aug_start=-1", "method.aug_end=0", "method.drw_start=1"],
     "dscl": ["method.queue_size=512"],
 }

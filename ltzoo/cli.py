@@ -41,9 +41,8 @@ def cmd_info(args: argparse.Namespace) -> None:
         f"  hub           {cfg['hf_hub_id']}",
         f"  recipe        {' then '.join(entry.recipe_ids(tag))}  ({registry.RECIPE_DOC})",
     ]
-    note = registry.LTZOO_RECIPES.get((entry.method, entry.dataset))
-    if note:
-        lines.append(f"                ltzoo's own recipe, not the paper's: {note}")
+    if entry.ltzoo_recipe:
+        lines.append(f"                ltzoo's own recipe, not the paper's: {entry.ltzoo_recipe}")
     if cfg["sha256"]:
         metrics = cfg["metrics"] or {}
         fmt = lambda k: "n/a" if metrics.get(k) is None else f"{metrics[k]:.2f}"  # noqa: E731

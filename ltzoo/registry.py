@@ -1,8 +1,10 @@
 """The zoo's table: every `{arch}_{method}_{dataset}[.{tag}]` name, its architecture, recipe and weights.
 
-Data-driven like timm's pretrained cfgs: `ARCHS`, `METHODS` and the benchmarks (`ltzoo.benchmarks.BENCHMARKS`)
-describe the parts, `ENTRIES` lists which combinations exist (one row each), and `releases.json` (written by the
-training export, never by hand) adds the sha256 and the metrics measured by `ltzoo validate` for each published tag.
+Data-driven like timm's pretrained cfgs: `ARCHS` and the benchmarks (`ltzoo.benchmarks.BENCHMARKS`)
+describe the parts; `METHODS` holds each method's declaration, made once in its own module with
+`register_method` (its classifier, stages and the recipes it has, from which the entries derive: `entries()`),
+as timm's `@register_model` fills its registry; and `releases.json` (written by the training export, never by
+hand) adds the sha256 and the metrics measured by `ltzoo validate` for each published tag.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import difflib
 import fnmatch
 import json
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from timm.models import PretrainedCfg, split_model_name_tag
 
-from .benchmarks import get_benchmark, imb_factor_of
+from .benchmarks import BENCHMARKS, get_benchmark, imb_factor_of
 
 CIFAR_TAGS = ("if100", "if50", "if10")
 HUB_NAMESPACE_ENV = "LTZOO_HUB_NAMESPACE"
@@ -53,79 +56,97 @@ ARCHS = {
 
 
 @dataclass(frozen=True)
-class Method:
-    """A training method as the zoo names it: its paper, the classifier head its models carry, its training stages."""
+class Recipe:
+    """Where a method has a training recipe: a zoo entry `{arch}_{method}_{dataset}` and its tags (the first is the
+    default); `model_args` are extra architecture arguments its models need (e.g. an embedding layer), and
+    `ltzoo_recipe` says why the recipe is ltzoo's own rather than the paper's (None: it is the paper's)."""
 
+    arch: str
+    dataset: str
+    tags: tuple[str, ...] = CIFAR_TAGS
+    model_args: dict[str, Any] = field(default_factory=dict)
+    ltzoo_recipe: str | None = None
+
+
+def cifar_recipes(ltzoo_recipe: str | None = None, cifar10: str | None = None) -> tuple[Recipe, Recipe]:
+    """The ResNet-32 recipes on CIFAR-10-LT and CIFAR-100-LT (IF 100, 50, 10); `cifar10` overrides the note of
+    CIFAR-10-LT alone."""
+    return (Recipe("resnet32", "cifar10_lt", ltzoo_recipe=cifar10 or ltzoo_recipe),
+            Recipe("resnet32", "cifar100_lt", ltzoo_recipe=ltzoo_recipe))
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method as the zoo names it, declared once beside its class with `register_method`: the class that
+    trains it and the options its name binds, its paper, the classifier head its models carry (the loss reads the
+    same scale), its training stages and the benchmarks it has recipes for."""
+
+    name: str
+    cls: Callable[..., Any]  # the TrainingMethod subclass (ltzoo.methods); called with class_counts, epochs, options
     title: str
     paper: str  # arXiv id or DOI of the paper that defines (or, for CE, benchmarks) the method
+    options: dict[str, Any] = field(default_factory=dict)  # constructor options the name binds (ce_drw: drw on)
     classifier: str = "linear"
     cosine_scale: float = 1.0
     # training stages in order, as config-file suffixes: "" is `<name>.<tag>.yaml`, "probe" `<name>.<tag>.probe.yaml`;
     # the last stage's export is the released model
     stages: tuple[str, ...] = ("",)
     base: str | None = "ce"  # the method it builds on, which the results table compares it with (None: CE itself)
+    recipes: tuple[Recipe, ...] = ()
+    stage_of: str | None = None  # a later training stage of that zoo method (dscl_probe), not a zoo method itself
 
 
-METHODS = {
-    "ce": Method("Cross-entropy", "arXiv:1906.07413", base=None),
-    "ce_drw": Method("Cross-entropy with deferred re-weighting", "arXiv:1906.07413"),
-    "ldam_drw": Method("LDAM loss with deferred re-weighting", "arXiv:1906.07413", classifier="cosine",
-                       cosine_scale=30.0),
-    "bsce": Method("Balanced Softmax cross-entropy", "arXiv:2007.10740"),
-    "bcl": Method("Balanced contrastive learning", "arXiv:2207.09052", classifier="cosine", cosine_scale=30.0),
-    "concutmix": Method("Contrastive CutMix (on BCL)", "arXiv:2407.04911", classifier="cosine", cosine_scale=30.0,
-                        base="bcl"),
-    "smcl": Method("Saliency masked contrastive learning", "arXiv:2406.02223", base="ce_drw"),
-    "ce_lsm": Method("Cross-entropy + saliency-guided local semantic mixing", "doi:10.3390/make7030107"),
-    "ce_drw_lsm": Method("CE-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107", base="ce_drw"),
-    "ldam_drw_lsm": Method(
-        "LDAM-DRW + saliency-guided local semantic mixing", "doi:10.3390/make7030107", classifier="cosine",
-        cosine_scale=30.0, base="ldam_drw",
-    ),
-    "dscl": Method("Decoupled supervised contrastive learning + patch-based self distillation", "arXiv:2403.06151",
-                   stages=("", "probe")),
-}
+# zoo method name -> its declaration, filled by `register_method` as `ltzoo.methods` imports each method module
+# (`import ltzoo` does), the way timm's `@register_model` fills `timm.models._registry`
+METHODS: dict[str, Method] = {}
+CLASSIFIERS = ("linear", "cosine")
 
 
-_BASELINES = ("ce", "ce_drw", "ldam_drw", "bsce")
-_LSM = ("ce_lsm", "ce_drw_lsm", "ldam_drw_lsm")
+def register_method(
+    name: str,
+    cls: Callable[..., Any],
+    *,
+    title: str,
+    paper: str,
+    options: dict[str, Any] | None = None,
+    classifier: str = "linear",
+    cosine_scale: float | None = None,
+    stages: tuple[str, ...] = ("",),
+    base: str | None = "ce",
+    recipes: tuple[Recipe, ...] = (),
+    stage_of: str | None = None,
+) -> Method:
+    """Declare a zoo method (called once, in the method's own module, beside its class); returns the declaration.
 
-# (arch, method, dataset, tags): tags in order, the first is the default. Large-scale tags name the recipe length.
-ENTRIES: list[tuple[str, str, str, tuple[str, ...]]] = [
-    *[("resnet32", m, d, CIFAR_TAGS) for m in METHODS for d in ("cifar10_lt", "cifar100_lt") if m != "concutmix"],
-    ("resnet32", "concutmix", "cifar10_lt", CIFAR_TAGS),
-    ("resnet32", "concutmix", "cifar100_lt", (*CIFAR_TAGS, "if100_e400")),
-    *[("resnet50", m, "imagenet_lt", ("e100",)) for m in _BASELINES],
-    *[("resnet50", m, "inat2018", ("e200",) if m in ("ce_drw", "ldam_drw") else ("e100",)) for m in _BASELINES],
-    ("resnet152", "ce", "places_lt", ("e30",)),
-    ("resnet152", "bsce", "places_lt", ("e30",)),
-    ("resnet50", "bcl", "imagenet_lt", ("e90",)),
-    ("resnext50", "bcl", "imagenet_lt", ("e90",)),
-    ("resnet50", "bcl", "inat2018", ("e100",)),
-    ("resnet50", "concutmix", "imagenet_lt", ("e100",)),
-    ("resnext50", "concutmix", "imagenet_lt", ("e90", "e180")),
-    ("resnet50", "concutmix", "inat2018", ("e100",)),
-    ("resnet152", "concutmix", "places_lt", ("e100",)),
-    ("resnext50", "smcl", "imagenet_lt", ("e100",)),
-    ("resnet50", "smcl", "imagenet_lt", ("e100",)),
-    *[("resnet50", m, "imagenet_lt", ("e100",)) for m in _LSM],
-    *[("resnet50", m, "inat2018", ("e200",)) for m in _LSM],
-    ("resnet50", "dscl", "imagenet_lt", ("e200",)),
-]
+    A cosine classifier needs its scale s (the loss reads the same s); the bound options must be parameters of
+    `cls`; a recipe must name a known architecture and benchmark. A mistake is an error at import, not a silent
+    wrong entry."""
+    if name in METHODS:
+        raise RuntimeError(f"method {name!r} is registered twice")
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"method {name!r}: unknown classifier {classifier!r}; choose one of {', '.join(CLASSIFIERS)}")
+    if (classifier == "cosine") != (cosine_scale is not None):
+        raise ValueError(f"method {name!r}: a cosine classifier needs its cosine_scale, a linear one takes none")
+    options = dict(options or {})
+    parameters = cls.option_defaults()  # TrainingMethod's: the config options the class takes
+    unknown = sorted(set(options) - set(parameters))
+    if unknown:
+        raise ValueError(f"method {name!r} binds {unknown}, which {cls.__name__} does not take")
+    for recipe in recipes:
+        if recipe.arch not in ARCHS or recipe.dataset not in BENCHMARKS:
+            raise ValueError(f"method {name!r}: a recipe on unknown architecture {recipe.arch!r} or benchmark "
+                             f"{recipe.dataset!r}")
+    method = Method(name, cls, title, paper, options, classifier, cosine_scale or 1.0, tuple(stages), base,
+                    tuple(recipes), stage_of)
+    METHODS[name] = method
+    _entries.cache_clear()
+    return method
 
-# (method, dataset) whose recipe is ltzoo's own rather than the paper's, and why; the model card and `ltzoo info` say so
-LTZOO_RECIPES: dict[tuple[str, str], str] = {
-    **{("dscl", d): "the DSCL paper trains no CIFAR model; this ResNet-32 recipe is ltzoo's extension"
-       for d in ("cifar10_lt", "cifar100_lt")},
-    **{("smcl", d): "the SMCL paper publishes neither code nor hyper-parameters, so the method's details and this "
-       "recipe are ltzoo's reconstruction from its abstract (CMO's recipe plus saliency masking and SupCon; unlike "
-       "CMO's gate, it augments up to the last epoch, which measured better on CIFAR-10-LT IF 100)"
-       for d in ("cifar10_lt", "cifar100_lt", "imagenet_lt")},
-    **{(m, "cifar10_lt"): "the LSM paper reports no CIFAR-10-LT setting; this is its CIFAR-100-LT recipe with the "
-       "CIFAR-LT baselines' lr 0.1 instead of 0.01 and mixing up to the last epoch instead of CMO's gate, both of "
-       "which measured better on CIFAR-10-LT IF 100"
-       for m in _LSM},
-}
+
+def zoo_methods() -> dict[str, Method]:
+    """The registered zoo methods in registration order (a later stage such as dscl_probe is part of its method)."""
+    return {name: m for name, m in METHODS.items() if m.stage_of is None}
+
 
 # Numbers the papers report (top-1 %, ResNet-32): labelled as the paper's, never as ours; the README's results table
 # and `ltzoo report` print them beside the measured top-1. The LDAM-DRW paper's Table 2 gives top-1 error; the
@@ -150,12 +171,15 @@ class UnknownModelError(ValueError):
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One registered family ``{arch}_{method}_{dataset}`` and its tags (``if100`` …); the first is the default."""
+    """One registered family ``{arch}_{method}_{dataset}`` and its tags (``if100`` …); the first is the default.
+    Built from a method's declared `Recipe`, whose extra architecture arguments and ltzoo-recipe note it carries."""
 
     arch: str
     method: str
     dataset: str
     tags: tuple[str, ...]
+    extra_args: dict[str, Any] = field(default_factory=dict)
+    ltzoo_recipe: str | None = None  # why the recipe is ltzoo's own, not the paper's (None: the paper's)
 
     @property
     def name(self) -> str:
@@ -171,14 +195,13 @@ class ZooEntry:
 
     @property
     def model_args(self) -> dict[str, Any]:
-        """Keyword arguments of the timm architecture (beyond num_classes) that this entry needs."""
+        """Keyword arguments of the timm architecture (beyond num_classes) that this entry needs: the declared
+        classifier (and its scale) and the recipe's extra arguments."""
         method = METHODS[self.method]
         args: dict[str, Any] = {"classifier": method.classifier}
-        if method.cosine_scale != 1.0:
+        if method.classifier == "cosine":
             args["cosine_scale"] = method.cosine_scale
-        if self.arch == "resnet152" and self.method in _BASELINES:
-            args["embed_dim"] = 512
-        return args
+        return {**args, **self.extra_args}
 
     def recipe_ids(self, tag: str) -> list[str]:
         """The recipe of each training stage, in order: `name.tag`, then `name.tag.<stage>` for each later stage.
@@ -196,13 +219,21 @@ class ZooEntry:
 
 @lru_cache(maxsize=1)
 def _entries() -> dict[str, ZooEntry]:
+    """Every zoo entry, from the recipes the registered methods declare (cleared by each registration)."""
     table = {}
-    for arch, method, dataset, tags in ENTRIES:
-        entry = ZooEntry(arch, method, dataset, tags)
-        if entry.name in table:
-            raise RuntimeError(f"duplicate zoo entry {entry.name}")
-        table[entry.name] = entry
+    for method in zoo_methods().values():
+        for recipe in method.recipes:
+            entry = ZooEntry(recipe.arch, method.name, recipe.dataset, recipe.tags, dict(recipe.model_args),
+                             recipe.ltzoo_recipe)
+            if entry.name in table:
+                raise RuntimeError(f"duplicate zoo entry {entry.name}")
+            table[entry.name] = entry
     return table
+
+
+def entries() -> list[ZooEntry]:
+    """The zoo's entries, one per declared recipe, in the methods' registration order."""
+    return list(_entries().values())
 
 
 def _load_releases(path: Path | None = None) -> dict[str, dict[str, Any]]:

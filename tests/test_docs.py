@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ltzoo.methods import METHODS
+from ltzoo.registry import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("ltzoo", "training", "benchmarks", "scripts", "tests", "docs", "hubconf.py", "README.md", "pyproject.toml")
 SUFFIXES = {".py", ".yaml", ".yml", ".md", ".sh", ".toml", ".txt", ".cfg"}
-METHOD_PAGES = ("baselines", "smcl", "lsm", "concutmix", "dscl")
+METHOD_PAGES = ("baselines", "smcl", "lsm", "concutmix", "dscl", "la", "cmo")
 
 HEADING = re.compile(r"^(#{1,6})\s+(\d+(?:\.\d+)*)\.?\s", re.MULTILINE)
 REF = re.compile(r"\bdocs/(?P<page>[\w/.-]+?\.md)")

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ltzoo"
 
 # bottom first; a module may import its own layer and the layers below it, never one above
 LAYERS: list[set[str]] = [
-    {"registry", "hub", "benchmarks", "precision"},
+    {"registry", "hub", "benchmarks", "precision", "options"},
     {"losses", "data", "augment", "models", "scheduler"},
     {"methods"},
     {"", "factory", "evaluate", "evaluation", "validate", "cli", "cam_overlay", "hub_server"},  # "": ltzoo/__init__

@@ -18,7 +18,7 @@ from ltzoo.augment.paired import PairedBatch
 from ltzoo.data import ArrayLoader
 from ltzoo.data.batch_transforms import cifar_eval_transform
 from ltzoo.data.loader import Batch
-from ltzoo.methods import METHODS, TrainSet, build_method
+from ltzoo.methods import TrainSet, build_method
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -171,7 +171,7 @@ def test_the_saliency_pass_leaves_batch_norm_statistics_to_the_training_forward(
 def test_lsm_adds_no_parameters(name: str) -> None:
     lsm_model = ltzoo.create_model(f"resnet32_{name}_cifar10_lt")
     base_model = ltzoo.create_model(f"resnet32_{BASE_OF[name]}_cifar10_lt")
-    assert METHODS[name](class_counts=[2, 1], epochs=EPOCHS).heads_spec(lsm_model.head_hidden_size) is None
+    assert build_method(name, [2, 1], EPOCHS).heads_spec(lsm_model.head_hidden_size) is None
     assert {k: v.shape for k, v in lsm_model.state_dict().items()} == \
         {k: v.shape for k, v in base_model.state_dict().items()}
 

@@ -9,17 +9,18 @@ import re
 import pytest
 
 from ltzoo.augment.paired import PairedMixing
-from ltzoo.methods import METHODS, build_method, check_method_options, method_defaults
+from ltzoo.methods import check_method_options, method_defaults
 from ltzoo.methods.cmo import CMO, CMOOptions
 from ltzoo.methods.lsm import LSMMethod, LSMOptions
 from ltzoo.methods.paired import PairedMinorityMethod, PairedOptions
 from ltzoo.methods.smcl import SMCL, SMCLOptions
+from ltzoo.registry import METHODS
 
 COUNTS = [50, 20, 5]
 REQUIRED = {"dscl_probe": {"init_from": "unused"}}
 BAD = [  # (method, option, bad value, message); a method not registered on this branch is left out
     ("ce_drw", "drw_start", -1, "drw_start must be >= 0, got -1"),
-    ("bsce", "loss", "focal", "unknown loss 'focal'; choose one of ce, ldam, bs"),
+    ("la", "tau", -1.0, "tau must be >= 0, got -1.0"),
     ("bcl", "temperature", 0.0, "temperature must be > 0, got 0.0"),
     ("concutmix", "patch_sampler", "balance", "patch_sampler 'balance' is now called 'class_balanced'"),
     ("dscl", "queue_size", -4, "queue_size must be >= 1, got -4"),
@@ -40,8 +41,9 @@ def test_the_constructor_and_the_config_check_refuse_a_bad_option_with_one_messa
     options = {**REQUIRED.get(name, {}), option: value}
     with pytest.raises(ValueError, match=f"^method '{name}': {re.escape(message)}"):
         check_method_options(name, options)
+    declared = METHODS[name]
     with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
-        build_method(name, COUNTS, 10, **options)
+        declared.cls(COUNTS, 10, **declared.options, **options)
 
 
 def test_a_bad_cmo_option_is_refused_by_its_options_object():

@@ -7,11 +7,12 @@ import torch
 import torch.nn.functional as F
 
 import ltzoo
+from ltzoo import registry
 from ltzoo.augment.views import cifar_train_transform
 from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data import ArrayLoader
 from ltzoo.losses import SupConLoss
-from ltzoo.methods import CMO, METHODS, SMCL, TrainSet, build_method
+from ltzoo.methods import CMO, SMCL, TrainSet, build_method
 from ltzoo.methods.smcl import contrast_labels, mixed_positive_mask
 from ltzoo.models import build_train_heads
 
@@ -47,7 +48,7 @@ def model_for(method, classifier: str = "linear") -> torch.nn.Module:
 
 def test_smcl_is_registered_with_its_defaults():
     method = build_method("smcl", COUNTS, EPOCHS)
-    assert METHODS["smcl"] is SMCL and isinstance(method, SMCL)
+    assert registry.METHODS["smcl"].cls is SMCL and isinstance(method, SMCL)
     assert method.engine.mixing.minor_sampler == "effective_number" and method.engine.mixing.region == "saliency_box"
     assert method.engine.mixing.saliency == "cam" and method.engine.mixing.box_scope == "per_image"
     assert method.drw is not None and method.supcon.temperature == 0.07 and method.w_msc == 1.0

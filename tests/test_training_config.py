@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ltzoo import registry
-from ltzoo.methods import METHODS, check_method_options
+from ltzoo.methods import check_method_options
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package, not installed
@@ -63,7 +63,7 @@ def test_config_names_a_zoo_entry_of_its_dataset(path: Path):
 def test_config_method_is_the_entrys_or_one_of_its_stages(path: Path):
     cfg = load_config(path)
     entry = registry.get_entry(cfg.full_name)
-    assert cfg.method["name"] in METHODS
+    assert cfg.method["name"] in registry.METHODS
     if stage(path) is None:
         assert cfg.method["name"] == entry.method
     else:
@@ -104,8 +104,8 @@ def test_overrides_reach_nested_sections():
 
 
 def test_override_can_add_a_key_to_a_free_form_section():
-    cfg = load_config(CE_CIFAR10, ["method.drw_start=1"])
-    assert cfg.method == {"name": "ce", "drw_start": 1}
+    cfg = load_config(CONFIG_DIR / "resnet32_la_cifar10_lt.if100.yaml", ["method.tau=2"])
+    assert cfg.method == {"name": "la", "tau": 2}
 
 
 @pytest.mark.parametrize("override, key, expected", [
@@ -188,7 +188,8 @@ def test_fingerprint_ignores_settings_that_do_not_shape_the_weights(override: st
 @pytest.mark.parametrize("override", ["optim.lr=0.05", "seed=1", "data.subset=256", "method.drw_start=1",
                                       "precision=fp32", "select=val"])
 def test_fingerprint_changes_with_settings_that_shape_the_weights(override: str):
-    assert load_config(CE_CIFAR10, [override]).fingerprint() != load_config(CE_CIFAR10).fingerprint()
+    ce_drw = CONFIG_DIR / "resnet32_ce_drw_cifar10_lt.if100.yaml"
+    assert load_config(ce_drw, [override]).fingerprint() != load_config(ce_drw).fingerprint()
 
 
 def test_fingerprint_is_stable_across_loads():

@@ -142,7 +142,7 @@ def export_release(
         "train_command": train_command(cfg.full_name, config_path, overrides),
         "config": config, "train_seconds": round(train_seconds, 1), "history": history,
         "precision": precision, "data_source": data_source, "selection": selection,
-        "recipe_origin": "ltzoo" if (entry.method, entry.dataset) in registry.LTZOO_RECIPES else "paper",
+        "recipe_origin": "ltzoo" if entry.ltzoo_recipe else "paper",
     }
     if earlier_stage is not None:
         meta["earlier_stage"] = earlier_stage

@@ -177,7 +177,7 @@ def render_model_card(config: dict[str, Any], local_weights: str | None = None) 
         "",
     ]
     if meta.get("recipe_origin") == "ltzoo":
-        note = registry.LTZOO_RECIPES[(meta["method"], meta["dataset"])]
+        note = registry.get_entry(meta["name"]).ltzoo_recipe
         parts += [f"**The training recipe is ltzoo's own, not the paper's:** {note}.", ""]
     if local_weights is not None:
         parts += [f"**This run is not the release of `{full}`:** the command and the config under Training say "

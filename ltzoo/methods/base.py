@@ -81,6 +81,12 @@ class TrainingMethod:
     def check_batch(cls, options: Mapping[str, Any], global_batch: int) -> None:
         """Check options that depend on the global batch size (e.g. DSCL's queue size), without data."""
 
+    @classmethod
+    def unused_options(cls, options: Mapping[str, Any]) -> dict[str, str]:
+        """The options that do nothing given the others (all of them resolved: bound, given and defaults), each with
+        the reason, e.g. `drw_start` where deferred re-weighting is off: setting one is an error, never ignored."""
+        return {}
+
     def cifar_transform(self, mean: Sequence[float], std: Sequence[float]) -> BatchTransform:
         """The batched CIFAR training transform (its output is `batch.images`)."""
         return cifar_train_transform(mean, std)

@@ -16,6 +16,7 @@ from ..data.batch_transforms import BatchTransform
 from ..data.loader import Batch
 from ..losses import BalancedContrastiveLoss, LogitAdjustedLoss, upcast
 from ..options import check_choice, check_number
+from ..registry import Recipe, cifar_recipes, register_method
 from .base import TrainingMethod
 
 CONTRASTIVE_HEAD = "head"
@@ -125,3 +126,9 @@ def three_views(batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         raise TypeError("BCL and ConCutMix need three views per image (v0, v1, v2): build the training loader with "
                         "the method's `cifar_transform` (CIFAR) or `image_transform` (per-image datasets)")
     return batch.images[0], batch.images[1], batch.images[2]
+
+
+register_method("bcl", BCLMethod, title="Balanced contrastive learning", paper="arXiv:2207.09052", classifier="cosine",
+                cosine_scale=30.0, recipes=(*cifar_recipes(), Recipe("resnet50", "imagenet_lt", ("e90",)),
+                                            Recipe("resnext50", "imagenet_lt", ("e90",)),
+                                            Recipe("resnet50", "inat2018", ("e100",))))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..augment.paired import PairedMinorityEngine, PairedMixing
+from ..registry import Recipe, cifar_recipes, register_method
 from .paired import PairedMinorityMethod, PairedOptions
 
 
@@ -38,3 +39,13 @@ class CMO(PairedMinorityMethod):
     def __init__(self, class_counts: Sequence[int], epochs: int, **options: Any) -> None:
         opts = CMOOptions(**options)
         super().__init__(class_counts, epochs, PairedMinorityEngine(epochs, opts.mixing()), opts)
+
+
+register_method(
+    "cmo", CMO, title="Context-rich minority oversampling (on CE-DRW)", paper="arXiv:2112.00412",
+    options={"base_loss": "ce_drw"}, base="ce_drw",
+    recipes=(*cifar_recipes(cifar10="the CMO code trains CIFAR-100-LT only; this is its CIFAR-100-LT recipe"),
+             Recipe("resnet50", "imagenet_lt", ("e100",),
+                    ltzoo_recipe="the CMO README trains ImageNet-LT with Balanced Softmax; this CE-DRW recipe takes "
+                                 "the rest from its imagenet_train.py (100 epochs, batch 128, DRW from epoch 80)")),
+)

@@ -18,6 +18,7 @@ from ..data.loader import ArrayLoader, Batch, BatchedDataLoader, image_loader, w
 from ..data.samplers import ClassAwareSampler, ShardedSampler, check_sampler_kind
 from ..losses import SoftTargetCrossEntropy
 from ..options import check_choice, check_number
+from ..registry import CIFAR_TAGS, Recipe, register_method
 from .base import TrainSet
 from .bcl import BCLForward, BCLMethod, three_views
 
@@ -156,3 +157,12 @@ class ConCutMixMethod(BCLMethod):
             raise RuntimeError("ConCutMixMethod.on_epoch_start(epoch) must run before a training step")
         patches = next(self._patch_batches)
         return Batch(patches.images[:batch_size], patches.labels[:batch_size], patches.indices[:batch_size])
+
+
+register_method(
+    "concutmix", ConCutMixMethod, title="Contrastive CutMix (on BCL)", paper="arXiv:2407.04911", classifier="cosine",
+    cosine_scale=30.0, base="bcl",
+    recipes=(Recipe("resnet32", "cifar10_lt"), Recipe("resnet32", "cifar100_lt", (*CIFAR_TAGS, "if100_e400")),
+             Recipe("resnet50", "imagenet_lt", ("e100",)), Recipe("resnext50", "imagenet_lt", ("e90", "e180")),
+             Recipe("resnet50", "inat2018", ("e100",)), Recipe("resnet152", "places_lt", ("e100",))),
+)

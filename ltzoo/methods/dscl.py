@@ -27,6 +27,7 @@ from ..data.samplers import ClassAwareSampler
 from ..losses import CrossEntropyLoss, DSCLLoss, PBSDLoss, upcast
 from ..models.base import TRAIN_HEADS_PREFIX
 from ..options import check_choice, check_number, check_pair
+from ..registry import Recipe, cifar_recipes, register_method
 from .base import TrainingMethod, TrainSet, unwrap
 from .moco import KEY_BNS, QUEUE_INITS, MemoryQueue, MoCo, MomentumKeyEncoder, check_queue_size
 
@@ -303,3 +304,14 @@ class DSCLProbe(TrainingMethod):
                     module.eval()
         loss = self.loss(model(batch.images), batch.labels)
         return loss, {"loss": loss.detach()}
+
+
+_DSCL_PAPER = "arXiv:2403.06151"
+register_method(
+    "dscl", DSCLMethod, title="Decoupled supervised contrastive learning + patch-based self distillation",
+    paper=_DSCL_PAPER, stages=("", "probe"),
+    recipes=(*cifar_recipes("the DSCL paper trains no CIFAR model; this ResNet-32 recipe is ltzoo's extension"),
+             Recipe("resnet50", "imagenet_lt", ("e200",))),
+)
+register_method("dscl_probe", DSCLProbe, title="DSCL stage 2: linear probe on the frozen stage-1 backbone",
+                paper=_DSCL_PAPER, stage_of="dscl")

@@ -16,7 +16,7 @@ from ..data.loader import Batch
 from ..losses import ClassificationLoss, DeferredReweighting, mixed_label_loss
 from ..options import check_choice, check_number
 from .base import TrainingMethod, TrainSet, unwrap
-from .supervised import build_base_loss, check_classifier
+from .supervised import build_base_loss, check_classifier, unused_base_options
 
 # base-loss name of CMO / SMCL / LSM recipes -> (per-target loss ℓ, deferred re-weighting on?)
 PAIRED_BASE_LOSSES: dict[str, tuple[str, bool]] = {
@@ -77,6 +77,12 @@ class PairedMinorityMethod(TrainingMethod):
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
         cls.Options(**options)
+
+    @classmethod
+    def unused_options(cls, options: Mapping[str, Any]) -> dict[str, str]:
+        if options["base_loss"] not in PAIRED_BASE_LOSSES:
+            return {}  # check_options names the choices
+        return unused_base_options(*PAIRED_BASE_LOSSES[options["base_loss"]])
 
     def prepare_model(self, model: nn.Module) -> None:
         check_classifier(model, self.loss)

@@ -28,6 +28,11 @@ from .resnet_cifar import CifarResNet
 _FEATURE_LEVELS = {"resnet32_cifar": (0, 1, 2, 3)}  # the others: timm's default, stem + four stages
 
 
+def _is_baseline(cfg: registry.LtzooPretrainedCfg) -> bool:
+    """Whether a release is of the method the others build on (declared with no base: cross-entropy)."""
+    return registry.METHODS[registry.get_entry(cfg.zoo_name).method].base is None
+
+
 def _default_cfgs() -> dict[str, registry.LtzooPretrainedCfg]:
     """Every release as an 'arch.tag' row. timm makes an architecture's first tag with weights its default; ltzoo
     names it explicitly ('*'): the cross-entropy baseline. An architecture without releases gets a weightless row."""
@@ -44,7 +49,7 @@ def _default_cfgs() -> dict[str, registry.LtzooPretrainedCfg]:
         if not tags:
             rows[arch] = cfg
             continue
-        default = next((name for name in tags if name.split(".")[1].startswith("ce_")), tags[0])
+        default = next((name for name in tags if _is_baseline(releases[name])), tags[0])
         rows[f"{default}*"] = releases[default]
         rows.update({name: releases[name] for name in tags if name != default})
     return rows
