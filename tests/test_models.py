@@ -51,7 +51,7 @@ def cifar_input(batch: int = 2) -> torch.Tensor:
 
 
 def test_every_cifar_entry_is_a_resnet32() -> None:
-    assert len(CIFAR_NAMES) == 22
+    assert len(CIFAR_NAMES) == 26
     assert all(isinstance(ltzoo.create_model(name), CifarResNet) for name in CIFAR_NAMES)
 
 

@@ -46,7 +46,7 @@ def test_a_run_without_release_exports_into_its_run_dir(tmp_path: Path):
 
 
 def test_release_dir_outside_releases_is_where_an_ablation_exports(tmp_path: Path):
-    cfg = load_config(ROOT / RECIPE, [f"release_dir={tmp_path / 'ablations' / 'x'}", "method.name=ce_drw"])
+    cfg = load_config(ROOT / RECIPE, [f"release_dir={tmp_path / 'ablations' / 'x'}", "optim.lr=0.05"])
     assert export_dir(cfg, str(ROOT / RECIPE), release=False) == tmp_path / "ablations" / "x"
 
 
