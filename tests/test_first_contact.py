@@ -1,16 +1,20 @@
-"""What a new user meets first: `ltzoo --version`, the package metadata, and the launcher's precision flag."""
+"""What a new user meets first: `ltzoo --version`, the package metadata, the launcher's precision flag, and a test
+suite that leaves the user's caches alone."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import tomllib
 
 import ltzoo
+from ltzoo.data import sources
+from ltzoo.evaluation import cache
 from ltzoo_cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -85,3 +89,11 @@ def test_help_and_version_answer_without_importing_torch():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "usage: ltzoo" in result.stdout and "ltzoo 0.1.0" in result.stdout
+
+
+def test_the_suite_caches_decoded_archives_and_predictions_in_temporary_folders():
+    """conftest moves both ltzoo caches (default ~/.cache/ltzoo/...) for this process and the scripts it starts."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    for folder, variable in ((sources.DECODED_CACHE_DIR, "LTZOO_DECODED_CACHE"), (cache.cache_dir(), cache.CACHE_ENV)):
+        assert folder.resolve().is_relative_to(temp), folder
+        assert Path(os.environ[variable]).resolve().is_relative_to(temp)

@@ -130,9 +130,10 @@ def shrink_recipe(repo: Path, config: str) -> None:
 
 
 def shell_env(home: Path, repo: Path) -> dict[str, str]:
-    """A new shell's environment: HOME temporary, the copy's ltzoo first on the path, no data override."""
-    env = {k: v for k, v in os.environ.items() if k not in ("LTZOO_DATA", "HF_ENDPOINT", "HF_HUB_CACHE",
-                                                             "HF_HUB_OFFLINE", "VIRTUAL_ENV")}
+    """A new shell's environment: HOME temporary (so the Hugging Face cache too: no HF_HOME or XDG_CACHE_HOME), the
+    copy's ltzoo first on the path, no data override."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LTZOO_DATA", "HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE",
+                                                             "HF_HUB_OFFLINE", "XDG_CACHE_HOME", "VIRTUAL_ENV")}
     env.update(HOME=str(home), PYTHONPATH=str(repo), PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
     return env
 
