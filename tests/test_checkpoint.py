@@ -145,6 +145,31 @@ def test_a_save_killed_at_any_step_leaves_only_complete_checkpoints(tmp_path: Pa
     checkpoint.read_meta(tmp_path / "checkpoints" / "epoch_0001")
 
 
+@pytest.mark.parametrize("states_written", range(3), ids=["after-model", "after-optimizer", "after-method"])
+def test_a_save_killed_between_its_files_leaves_the_previous_checkpoint_and_no_half(tmp_path: Path, monkeypatch,
+                                                                                    states_written: int):
+    """Between the files of a save (before any fsync): the half-filled staging folder is no checkpoint, and the next
+    save of that epoch starts it afresh."""
+    write_checkpoint(tmp_path / "checkpoints" / "epoch_0000", epoch=0)
+    save_state, calls = checkpoint.save_state, []
+
+    def dying_save_state(path: Path, state: object) -> None:
+        if len(calls) == states_written:
+            raise KeyboardInterrupt  # stands in for the kill
+        calls.append(path)
+        save_state(path, state)
+
+    monkeypatch.setattr(checkpoint, "save_state", dying_save_state)
+    with pytest.raises(KeyboardInterrupt):
+        write_checkpoint(tmp_path / "checkpoints" / "epoch_0001", epoch=1)
+    assert checkpoint.staging_dir(tmp_path / "checkpoints" / "epoch_0001").is_dir()
+    assert checkpoint_dirs(tmp_path) == [tmp_path / "checkpoints" / "epoch_0000"]
+    monkeypatch.setattr(checkpoint, "save_state", save_state)
+    write_checkpoint(tmp_path / "checkpoints" / "epoch_0001", epoch=1)
+    checkpoint.read_meta(tmp_path / "checkpoints" / "epoch_0001")
+    assert not checkpoint.staging_dir(tmp_path / "checkpoints" / "epoch_0001").exists()
+
+
 def test_a_torn_meta_json_is_reported(tmp_path: Path):
     write_checkpoint(tmp_path / "epoch_0000")
     meta = tmp_path / "epoch_0000" / "meta.json"
