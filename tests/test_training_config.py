@@ -321,6 +321,12 @@ def test_every_architecture_of_the_zoo_names_the_class_whose_arguments_its_model
     assert set(ARCH_CLASSES) == set(registry.ARCHS)
 
 
+@pytest.mark.parametrize("run_dir", ["/tmp/{foo}", "/tmp/{0}", "/tmp/{name"])
+def test_a_run_dir_naming_another_placeholder_than_name_and_tag_is_an_error_at_load(run_dir: str):
+    with pytest.raises(ConfigError, match=re.escape(f"run_dir {run_dir!r} may name only {{name}} and {{tag}}")):
+        load_config(CE_CIFAR10, [f"run_dir={run_dir}"])
+
+
 def test_an_override_that_is_not_valid_yaml_is_a_one_line_error_naming_it():
     with pytest.raises(ConfigError, match=r"^override 'optim.lr=\[0.1' is not valid YAML: .*line 1") as raised:
         load_config(CE_CIFAR10, ["optim.lr=[0.1"])

@@ -300,6 +300,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         if value is not None and not in_range(value):
             raise ConfigError(f"{key} must be {requirement}, got {value!r}")
     _check_model_args(cfg)
+    try:
+        cfg.resolved_run_dir()
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(f"run_dir {cfg.run_dir!r} may name only {{name}} and {{tag}} in braces ({type(e).__name__}: "
+                          f"{e})") from None
     if cfg.optim.nesterov and cfg.optim.momentum == 0:
         raise ConfigError("optim.nesterov needs optim.momentum > 0")
     if cfg.precision not in PRECISIONS:
