@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import registry
 from .benchmarks import BENCHMARKS
-from .hub import WeightsError
+from .hub import ClassCountMismatchError, WeightsError
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -177,6 +177,10 @@ def run(args: argparse.Namespace) -> int:
         args.amp = None
     try:
         COMMANDS[args.command](args)
+    except ClassCountMismatchError as e:  # its message's fix (num_classes=) is the Python API's
+        print(f"error: {e.mismatch}; pass --checkpoint weights trained on that name's benchmark, or name a zoo model "
+              f"of a {e.file_classes}-class benchmark", file=sys.stderr)
+        return 2
     except (registry.UnknownModelError, WeightsError, OSError, ValueError) as e:  # OSError: files, images, ports
         explain = getattr(e, "explain", None)  # DatasetNotFoundError: its fixes in this CLI's terms
         print(f"error: {explain('pass --data-dir <folder>') if explain else e}", file=sys.stderr)

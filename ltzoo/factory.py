@@ -99,8 +99,7 @@ def create_model(
         if num_classes is None and trained_classes is not None and file_classes not in (None, trained_classes):
             raise hub.ClassCountMismatchError(
                 f"{checkpoint_path} holds a {file_classes}-class classifier but {model_name} has {trained_classes} "
-                f"classes. Pass num_classes={file_classes} to use it as is, or another count to re-initialise the head."
-            )
+                "classes", file_classes)
         overlay.update(file=str(checkpoint_path), num_classes=file_classes or trained_classes)
     if local is not None:
         overlay["sha256"] = hub.recorded_sha256(hub.local_weights_file(local))

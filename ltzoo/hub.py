@@ -59,7 +59,13 @@ class HubUnreachableError(WeightsError):
 
 
 class ClassCountMismatchError(WeightsError):
-    """A checkpoint's class count differs from the model's."""
+    """A checkpoint's class count differs from the model's. The message's fix is the Python API's (num_classes=);
+    `mismatch` and `file_classes` let a caller without that option (the CLI) word its own."""
+
+    def __init__(self, mismatch: str, file_classes: int) -> None:
+        self.mismatch, self.file_classes = mismatch, file_classes
+        super().__init__(f"{mismatch}. Pass num_classes={file_classes} to use it as is, or another count to "
+                         "re-initialise the head.")
 
 
 class UnverifiedWeightsError(WeightsError):

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
 from training import checkpoint  # noqa: E402
 from training.config import ConfigError, load_config  # noqa: E402
-from training.train import checkpoint_dirs, find_resume  # noqa: E402
+from training.train import checkpoint_dirs, find_resume, load_selection, save_selection  # noqa: E402
 
 CE_CIFAR10 = Path(__file__).resolve().parents[1] / "training" / "configs" / "resnet32_ce_cifar10_lt.if100.yaml"
 
@@ -145,6 +145,31 @@ def test_a_save_killed_at_any_step_leaves_only_complete_checkpoints(tmp_path: Pa
     checkpoint.read_meta(tmp_path / "checkpoints" / "epoch_0001")
 
 
+@pytest.mark.parametrize("states_written", range(3), ids=["after-model", "after-optimizer", "after-method"])
+def test_a_save_killed_between_its_files_leaves_the_previous_checkpoint_and_no_half(tmp_path: Path, monkeypatch,
+                                                                                    states_written: int):
+    """Between the files of a save (before any fsync): the half-filled staging folder is no checkpoint, and the next
+    save of that epoch starts it afresh."""
+    write_checkpoint(tmp_path / "checkpoints" / "epoch_0000", epoch=0)
+    save_state, calls = checkpoint.save_state, []
+
+    def dying_save_state(path: Path, state: object) -> None:
+        if len(calls) == states_written:
+            raise KeyboardInterrupt  # stands in for the kill
+        calls.append(path)
+        save_state(path, state)
+
+    monkeypatch.setattr(checkpoint, "save_state", dying_save_state)
+    with pytest.raises(KeyboardInterrupt):
+        write_checkpoint(tmp_path / "checkpoints" / "epoch_0001", epoch=1)
+    assert checkpoint.staging_dir(tmp_path / "checkpoints" / "epoch_0001").is_dir()
+    assert checkpoint_dirs(tmp_path) == [tmp_path / "checkpoints" / "epoch_0000"]
+    monkeypatch.setattr(checkpoint, "save_state", save_state)
+    write_checkpoint(tmp_path / "checkpoints" / "epoch_0001", epoch=1)
+    checkpoint.read_meta(tmp_path / "checkpoints" / "epoch_0001")
+    assert not checkpoint.staging_dir(tmp_path / "checkpoints" / "epoch_0001").exists()
+
+
 def test_a_torn_meta_json_is_reported(tmp_path: Path):
     write_checkpoint(tmp_path / "epoch_0000")
     meta = tmp_path / "epoch_0000" / "meta.json"
@@ -261,3 +286,20 @@ def test_a_later_stage_from_a_bare_weights_file_loads_it_as_given(tmp_path: Path
     file = tmp_path / "encoder.safetensors"
     save_file({"w": torch.zeros(2)}, str(file))
     assert checkpoint.stage_weights(file) == file
+
+
+def test_the_val_selected_weights_are_exported_only_when_they_match_their_recorded_sha256(tmp_path: Path):
+    """The weights a `select: val` run exports are a file beside the checkpoints; meta.json records its sha256."""
+    model, _ = trained_pair()
+    selection = save_selection(tmp_path, model, epoch=3, val_top1=50.0)
+    loaded = load_selection(tmp_path, selection)
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+    file = tmp_path / "selected" / "epoch_0003.safetensors"
+    data = bytearray(file.read_bytes())
+    data[-1] ^= 0x01
+    file.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="val-selected weights of epoch 3 cannot be exported: sha256 mismatch"):
+        load_selection(tmp_path, selection)
+    file.unlink()
+    with pytest.raises(ConfigError, match="epoch_0003.safetensors does not exist"):
+        load_selection(tmp_path, selection)

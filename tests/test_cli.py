@@ -121,3 +121,17 @@ def test_missing_data_advice_names_the_cli_flag_not_api_options(capsys: pytest.C
     assert "--data-dir <folder> holding cifar-10-batches-py/ or cifar10_test_jpeg.npz" in err and "LTZOO_DATA" in err
     for api_only in ("root=", "download=True", "num_classes="):
         assert api_only not in err
+
+
+def test_a_checkpoint_of_another_class_count_is_one_error_line_with_cli_advice(capsys: pytest.CaptureFixture[str],
+                                                                               tmp_path: Path) -> None:
+    """The Python API's fix (num_classes=) is no option of `ltzoo validate`; the line says what the CLI can do."""
+    weights = tmp_path / "model.safetensors"  # CIFAR-10 weights, without the release's config.json beside them
+    weights.write_bytes((Path(__file__).resolve().parents[1] / "releases" / "resnet32_ce_cifar10_lt.if100"
+                         / "model.safetensors").read_bytes())
+    assert main(["validate", "resnet32_ce_cifar100_lt", "--checkpoint", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {weights} holds a 10-class classifier but resnet32_ce_cifar100_lt has 100 classes; "
+                          "pass --checkpoint weights trained on that name's benchmark, or name a zoo model of a "
+                          "10-class benchmark")
+    assert "num_classes=" not in err and err.count("\n") == 1

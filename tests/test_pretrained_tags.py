@@ -176,6 +176,14 @@ def test_nan_weights_are_refused(tmp_path: Path) -> None:
         ltzoo.create_model(CE, checkpoint_path=tmp_path / "nan.safetensors")
 
 
+def test_nan_weights_are_refused_by_timms_own_checkpoint_path(tmp_path: Path) -> None:
+    state = load_file(str(REPO / "releases" / CE / "model.safetensors"))
+    state["fc.bias"][3] = float("nan")
+    save_file(state, str(tmp_path / "nan.safetensors"))
+    with pytest.raises(CorruptWeightsError, match="'fc.bias' holds NaN or Inf"):
+        timm.create_model("resnet32_cifar", checkpoint_path=str(tmp_path / "nan.safetensors"))
+
+
 def test_a_url_source_is_refused() -> None:
     with pytest.raises(UnverifiedWeightsError, match="not from a URL"):
         timm.create_model("lt_resnet50", pretrained=True,

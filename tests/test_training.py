@@ -166,10 +166,10 @@ def test_unknown_config_key_stops_before_training(tmp_path: Path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("config", [CE_CIFAR10, CE_PLACES], ids=lambda p: p.stem)
-def test_missing_data_dir_stops_before_training(tmp_path: Path, config: Path):
-    result = train(config, "data.root=/nonexistent", "model.pretrained_backbone=false", "--no-export",
-                   run_dir=tmp_path / "run")
+@pytest.mark.parametrize(("config", "offline"), [(CE_CIFAR10, []), (CE_PLACES, ["model.pretrained_backbone=false"])],
+                         ids=["cifar", "places"])
+def test_missing_data_dir_stops_before_training(tmp_path: Path, config: Path, offline: list[str]):
+    result = train(config, "data.root=/nonexistent", *offline, "--no-export", run_dir=tmp_path / "run")
     assert_stopped_early(result, tmp_path / "run", "/nonexistent")
 
 

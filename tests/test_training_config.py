@@ -301,6 +301,32 @@ def test_nesterov_without_momentum_is_an_error():
         load_config(CE_CIFAR10, ["optim.nesterov=true", "optim.momentum=0"])
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.dropout=0.1", "unknown key(s) ['model.dropout']; CifarResNet takes"),
+    ("model.pretrained_backbone=true", "unknown key(s) ['model.pretrained_backbone']; CifarResNet takes"),
+    ("model.drop_rate=-1", "model.drop_rate must be in [0, 1), got -1"),
+    ("model.drop_path_rate=1", "model.drop_path_rate must be in [0, 1), got 1"),
+    ("model.drop_rate=abc", "model.drop_rate must be in [0, 1), got 'abc'"),
+])
+def test_a_model_argument_the_architecture_does_not_take_or_out_of_range_is_an_error_at_load(override: str,
+                                                                                              message: str):
+    """Without the check, an unknown argument stopped the run with a TypeError traceback after the data loaded, and
+    a negative drop rate with a ValueError in the first forward pass."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(CE_CIFAR10, [override])
+
+
+def test_every_architecture_of_the_zoo_names_the_class_whose_arguments_its_model_section_may_set():
+    from training.config import ARCH_CLASSES
+    assert set(ARCH_CLASSES) == set(registry.ARCHS)
+
+
+@pytest.mark.parametrize("run_dir", ["/tmp/{foo}", "/tmp/{0}", "/tmp/{name"])
+def test_a_run_dir_naming_another_placeholder_than_name_and_tag_is_an_error_at_load(run_dir: str):
+    with pytest.raises(ConfigError, match=re.escape(f"run_dir {run_dir!r} may name only {{name}} and {{tag}}")):
+        load_config(CE_CIFAR10, [f"run_dir={run_dir}"])
+
+
 def test_an_override_that_is_not_valid_yaml_is_a_one_line_error_naming_it():
     with pytest.raises(ConfigError, match=r"^override 'optim.lr=\[0.1' is not valid YAML: .*line 1") as raised:
         load_config(CE_CIFAR10, ["optim.lr=[0.1"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import re
@@ -26,6 +27,7 @@ import yaml
 from ltzoo import registry
 from ltzoo.benchmarks import BENCHMARKS, imb_factor_of
 from ltzoo.methods import check_method_options
+from ltzoo.models import CifarResNet, LTNet
 
 
 class _Loader(yaml.SafeLoader):
@@ -140,6 +142,17 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "optim.momentum": ((lambda v: 0 <= v < 1), "in [0, 1)"),
     "optim.weight_decay": _at_least(0),
     "optim.backbone_lr_scale": _at_least(0),
+}
+
+# The class each architecture of a zoo name builds: a config's `model:` section may set its constructor's arguments
+# (checked when the config loads: an unknown one would stop the run only once the data has loaded).
+ARCH_CLASSES: dict[str, type] = {"resnet32": CifarResNet, "resnet50": LTNet, "resnext50": LTNet, "resnet152": LTNet}
+# What the zoo name or create_model sets; a `model:` section does not.
+_MODEL_ARGS_NOT_SET_HERE = frozenset({"self", "num_classes", "backbone", "depth", "device", "dtype"})
+# Ranges of the architecture arguments that would otherwise fail (or misbehave) only in the first forward pass.
+MODEL_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "drop_rate": ((lambda v: 0 <= v < 1), "in [0, 1)"),
+    "drop_path_rate": ((lambda v: 0 <= v < 1), "in [0, 1)"),
 }
 
 
@@ -286,6 +299,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
             value = getattr(value, part)
         if value is not None and not in_range(value):
             raise ConfigError(f"{key} must be {requirement}, got {value!r}")
+    _check_model_args(cfg)
+    try:
+        cfg.resolved_run_dir()
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(f"run_dir {cfg.run_dir!r} may name only {{name}} and {{tag}} in braces ({type(e).__name__}: "
+                          f"{e})") from None
     if cfg.optim.nesterov and cfg.optim.momentum == 0:
         raise ConfigError("optim.nesterov needs optim.momentum > 0")
     if cfg.precision not in PRECISIONS:
@@ -298,6 +317,20 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return cfg
+
+
+def _check_model_args(cfg: TrainConfig) -> None:
+    """The `model:` section's keys are arguments of the name's architecture, and its rates are in range."""
+    cls = ARCH_CLASSES[next(a for a in registry.ARCHS if cfg.name.startswith(f"{a}_"))]
+    allowed = set(inspect.signature(cls.__init__).parameters) - _MODEL_ARGS_NOT_SET_HERE
+    unknown = sorted(set(cfg.model) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {[f'model.{k}' for k in unknown]}; {cls.__name__} takes {sorted(allowed)}")
+    for key, (in_range, requirement) in MODEL_RANGES.items():
+        value = cfg.model.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and in_range(value)):
+            raise ConfigError(f"model.{key} must be {requirement}, got {value!r}")
 
 
 def _parse_yaml(text: str, where: str) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
-from safetensors.torch import load_file, save, save_file
+from safetensors.torch import save, save_file
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,7 +34,7 @@ import ltzoo  # noqa: E402
 from ltzoo import registry  # noqa: E402
 from ltzoo.data.splits import ImageReadError  # noqa: E402
 from ltzoo.evaluate import evaluate  # noqa: E402
-from ltzoo.hub import WEIGHTS_NAME, sha256_file  # noqa: E402
+from ltzoo.hub import WEIGHTS_NAME, WeightsError, load_safetensors, sha256_file  # noqa: E402
 from ltzoo.methods import TrainingMethod  # noqa: E402
 from ltzoo.precision import default_amp  # noqa: E402
 from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
@@ -233,8 +233,20 @@ def save_selection(run_dir: Path, model: torch.nn.Module, epoch: int, val_top1: 
     path = selection_file(run_dir, epoch)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path.with_suffix(".tmp")))
+    checkpoint._fsync(path.with_suffix(".tmp"))  # durable before the rename, as a checkpoint's files
     os.replace(path.with_suffix(".tmp"), path)
-    return {"on": "val", "epoch": epoch, "val_top1": val_top1}
+    checkpoint._fsync(path.parent)
+    return {"on": "val", "epoch": epoch, "val_top1": val_top1, "sha256": sha256_file(path)}
+
+
+def load_selection(run_dir: Path, selection: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The val-selected weights the export takes, checked against the sha256 the checkpoint's meta.json records for
+    them (a run from before the record loads them unchecked); a damaged or missing file is one error line."""
+    path = selection_file(run_dir, selection["epoch"])
+    try:
+        return load_safetensors(path, selection.get("sha256"))
+    except WeightsError as e:
+        raise ConfigError(f"the val-selected weights of epoch {selection['epoch']} cannot be exported: {e}") from None
 
 
 def state_digest(state: dict[str, Any]) -> str:
@@ -389,7 +401,11 @@ def main(argv: list[str] | None = None) -> None:
               f"{state_digest(method.state_dict())}", flush=True)
     if accelerator.is_main_process and method.exports_release and not args.no_export:
         if cfg.select == "val":
-            accelerator.unwrap_model(model).load_state_dict(load_file(selection_file(run_dir, selection["epoch"])))
+            try:
+                accelerator.unwrap_model(model).load_state_dict(load_selection(run_dir, selection))
+            except ConfigError as e:
+                raise SystemExit(f"error: {e}") from None
+            selection = {k: v for k, v in selection.items() if k != "sha256"}  # the release records the epoch chosen
             accelerator.print(f"exporting epoch {selection['epoch']}: best val top-1 ({selection['val_top1']:.2f})")
         else:
             selection = {"on": "last", "epoch": cfg.epochs}

@@ -9,7 +9,8 @@ applies ltzoo's sha256 policy (`hub.verify_pretrained_source`) to the weights ti
 `ltzoo.create_model`; the load refuses NaN/Inf weights (`hub.refuse_non_finite` as timm's `pretrained_filter_fn`).
 `timm.create_model(arch, checkpoint_path=...)` loads after the entry function has returned, through the
 `load_checkpoint` name of timm's factory module; for ltzoo's architectures that name is wrapped to apply the same
-local policy first (safetensors only, sha256 checked where one is recorded), and other timm models are untouched.
+local policy (safetensors only, sha256 checked where one is recorded, no NaN/Inf), and other timm models are
+untouched.
 """
 
 from __future__ import annotations
@@ -151,10 +152,14 @@ _timm_load_checkpoint = _factory.load_checkpoint
 
 def _verified_load_checkpoint(model: nn.Module, checkpoint_path: str, *args: Any, **kwargs: Any) -> Any:
     """timm's `load_checkpoint` for `create_model(..., checkpoint_path=)`, after ltzoo's local policy where the model
-    is (or wraps, as `features_only` does) an ltzoo architecture."""
-    if any(isinstance(m, LongTailClassifier) for m in model.modules()):
-        hub.check_local_weights(checkpoint_path)
-    return _timm_load_checkpoint(model, checkpoint_path, *args, **kwargs)
+    is (or wraps, as `features_only` does) an ltzoo architecture; weights holding NaN or Inf are refused after it, as
+    on every other load path (a freshly built model holds none)."""
+    if not any(isinstance(m, LongTailClassifier) for m in model.modules()):
+        return _timm_load_checkpoint(model, checkpoint_path, *args, **kwargs)
+    hub.check_local_weights(checkpoint_path)
+    result = _timm_load_checkpoint(model, checkpoint_path, *args, **kwargs)
+    hub.refuse_non_finite(model.state_dict())
+    return result
 
 
 _factory.load_checkpoint = _verified_load_checkpoint
