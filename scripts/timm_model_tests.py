@@ -34,7 +34,7 @@ import pytest  # noqa: E402
 import timm  # noqa: E402
 from timm.models import _registry  # noqa: E402
 
-ARCHS = {arch.timm_name for arch in ltzoo.registry.ARCHS.values()}
+ARCHS = {{arch.timm_name for arch in ltzoo.registry.ARCHS.values()}}
 _list_models, _list_pretrained = timm.list_models, timm.list_pretrained
 
 
@@ -105,6 +105,11 @@ def fetch_tests(dest: Path) -> Path:
     return dest / "test_models.py"
 
 
+def plugin_source() -> str:
+    """The pytest plugin's source, with this checkout's path and the skip list filled in."""
+    return PLUGIN.format(repo=str(REPO), skips=SKIPS)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-k", default=None, help="pytest -k expression")
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         dest = args.keep or Path(tmp)
         dest.mkdir(parents=True, exist_ok=True)
         tests = fetch_tests(dest)
-        (dest / "conftest.py").write_text(PLUGIN.format(repo=str(REPO), skips=SKIPS))
+        (dest / "conftest.py").write_text(plugin_source())
         command = [sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider", "-rs", "-q",
                    "--rootdir", str(dest), *pytest_args]
         if args.k:
