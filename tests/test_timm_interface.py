@@ -150,3 +150,22 @@ def test_released_weights_load_bitwise_into_the_modules(release: str) -> None:
     state = {k: v for k, v in model.state_dict().items()}
     assert state.keys() == saved.keys()
     assert all(torch.equal(state[k], saved[k]) for k in saved)
+
+
+@pytest.mark.parametrize("arch, size", [("resnet32_cifar", 32), ("lt_resnet50", 64)])
+def test_a_features_only_model_checkpoints_with_the_same_gradients(arch: str, size: int) -> None:
+    """Detection and segmentation pipelines call set_grad_checkpointing on a features_only backbone."""
+    x = images(size)
+
+    def grads(checkpointing: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = timm.create_model(arch, features_only=True).train()
+        model.set_grad_checkpointing(checkpointing)
+        assert model.model.grad_checkpointing is checkpointing
+        sum(f.pow(2).mean() for f in model(x)).backward()
+        return [p.grad for p in model.parameters() if p.grad is not None]
+
+    plain, checkpointed = grads(False), grads(True)
+    assert len(plain) == len(checkpointed) > 0
+    for a, b in zip(checkpointed, plain):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
