@@ -169,3 +169,23 @@ def test_a_features_only_model_checkpoints_with_the_same_gradients(arch: str, si
     assert len(plain) == len(checkpointed) > 0
     for a, b in zip(checkpointed, plain):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch, size", [("resnet32_cifar", 32), ("lt_resnet50", 64)])
+def test_after_pruning_the_last_level_a_new_head_takes_the_width_of_the_last_kept_one(arch: str, size: int) -> None:
+    model = timm.create_model(arch, num_classes=0).eval()
+    last_kept = len(model.feature_info) - 2
+    model.prune_intermediate_layers([last_kept], prune_norm=True, prune_head=False)
+    model.reset_classifier(7, "avg")
+    assert model.head_hidden_size == model.feature_info[last_kept]["num_chs"]
+    with torch.no_grad():
+        assert model(images(size)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("arch, size", [("resnet32_cifar", 32), ("lt_resnet50", 64)])
+def test_a_features_only_model_of_the_first_levels_trains_with_grad_checkpointing(arch: str, size: int) -> None:
+    model = timm.create_model(arch, features_only=True, out_indices=(0, 1)).train()
+    model.set_grad_checkpointing()
+    maps = model(images(size))
+    sum(m.sum() for m in maps).backward()
+    assert [m.shape[1] for m in maps] == model.feature_info.channels()
