@@ -16,13 +16,15 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "timm_model_tests.py"
 
 
 def test_the_plugin_the_script_writes_is_valid_python() -> None:
-    """The fast guard for the slow test below: the plugin template formats (its braces are escaped) and compiles."""
+    """The fast guard for the slow test below: the templates of the plugin and of the contract tests format (their
+    braces are escaped) and compile."""
     spec = importlib.util.spec_from_file_location("timm_model_tests", SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     source = script.plugin_source()
     compile(source, "conftest.py", "exec")
     assert "{arch.timm_name for arch in ltzoo.registry.ARCHS.values()}" in source
+    compile(script.contract_tests_source(), "test_ltzoo_contracts.py", "exec")
 
 
 @pytest.mark.slow
