@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
 RELEASES = sorted(registry.releases())
 CE = "resnet32_ce_cifar10_lt.if100"
-NO_SHA, BAD_ARGS, BAD_SOURCE = "resnet32_ce_cifar10_lt.if50", "crafted_model_args", "crafted_source"
+NO_SHA, BAD_ARGS, BAD_SOURCE = "crafted_no_sha", "crafted_model_args", "crafted_source"  # no release name
 
 
 def timm_name(release: str) -> str:
