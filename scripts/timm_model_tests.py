@@ -6,7 +6,10 @@ Fetches the sdist of the installed timm version with pip (`pip download --no-dep
 tests/test_models.py into a temp dir (never committed), and runs it with pytest and a plugin that imports ltzoo
 first, restricts every model list to ltzoo's registered architectures and their pretrained tags, and serves this
 checkout's releases/ on a local Hub so the pretrained-loading tests download real weights. Tests written for named
-timm models (not ltzoo's) are deselected. Exit status: pytest's.
+timm models (not ltzoo's) are deselected; those of them that state a contract of every timm model (CONTRACTS: pooling
+kept by reset_classifier, head width, grad checkpointing of a features_only model, pruning) run again, written to
+test_ltzoo_contracts.py, on ltzoo's architectures. Not run: `test_model_init_weights_after_to_empty` (ltzoo's
+architectures have no `init_weights` for meta-device construction). Exit status: pytest's.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import pytest  # noqa: E402
 import timm  # noqa: E402
 from timm.models import _registry  # noqa: E402
 
-ARCHS = {arch.timm_name for arch in ltzoo.registry.ARCHS.values()}
+ARCHS = {{arch.timm_name for arch in ltzoo.registry.ARCHS.values()}}
 _list_models, _list_pretrained = timm.list_models, timm.list_pretrained
 
 
@@ -89,6 +92,31 @@ def pytest_collection_modifyitems(config, items):
 # test-name pattern -> why it does not apply to ltzoo's architectures
 SKIPS: dict[str, str] = {}
 
+# timm's tests of a contract every model keeps, parametrized there by a few named timm models: name -> extra args
+CONTRACTS: dict[str, tuple] = {
+    "test_reset_classifier_keeps_pool": (),
+    "test_head_hidden_size": ({},),
+    "test_features_only_grad_checkpointing_backward": (),
+    "test_prune_intermediate_layers_params_used": (),
+}
+
+CONTRACT_TESTS = '''
+"""timm's contract tests (see scripts/timm_model_tests.py's CONTRACTS), on ltzoo's architectures."""
+import pytest
+import test_models
+from conftest import ARCHS
+
+CONTRACTS = {contracts!r}
+
+
+@pytest.mark.parametrize("model_name", sorted(ARCHS))
+@pytest.mark.parametrize("test", sorted(CONTRACTS))
+def test_contract(test, model_name):
+    if not hasattr(test_models, test):
+        pytest.skip(f"this timm version's test_models.py has no {{test}}")
+    getattr(test_models, test)(model_name, *CONTRACTS[test])
+'''
+
 
 def fetch_tests(dest: Path) -> Path:
     """Download the installed timm's sdist into `dest` and extract its tests/test_models.py there."""
@@ -105,6 +133,16 @@ def fetch_tests(dest: Path) -> Path:
     return dest / "test_models.py"
 
 
+def plugin_source() -> str:
+    """The pytest plugin's source, with this checkout's path and the skip list filled in."""
+    return PLUGIN.format(repo=str(REPO), skips=SKIPS)
+
+
+def contract_tests_source() -> str:
+    """The test file that runs CONTRACTS on ltzoo's architectures."""
+    return CONTRACT_TESTS.format(contracts=CONTRACTS)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-k", default=None, help="pytest -k expression")
@@ -114,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         dest = args.keep or Path(tmp)
         dest.mkdir(parents=True, exist_ok=True)
         tests = fetch_tests(dest)
-        (dest / "conftest.py").write_text(PLUGIN.format(repo=str(REPO), skips=SKIPS))
-        command = [sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider", "-rs", "-q",
+        (dest / "conftest.py").write_text(plugin_source())
+        contracts = dest / "test_ltzoo_contracts.py"
+        contracts.write_text(contract_tests_source())
+        command = [sys.executable, "-m", "pytest", str(tests), str(contracts), "-p", "no:cacheprovider", "-rs", "-q",
                    "--rootdir", str(dest), *pytest_args]
         if args.k:
             command += ["-k", args.k]

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
 RELEASES = sorted(registry.releases())
 CE = "resnet32_ce_cifar10_lt.if100"
-NO_SHA, BAD_ARGS, BAD_SOURCE = "resnet32_ce_cifar10_lt.if50", "crafted_model_args", "crafted_source"
+NO_SHA, BAD_ARGS, BAD_SOURCE = "crafted_no_sha", "crafted_model_args", "crafted_source"  # no release name
 
 
 def timm_name(release: str) -> str:
@@ -228,3 +228,21 @@ def test_the_served_weights_are_the_committed_files(released_hub: str) -> None:
 
     path = hf_hub_download(f"{released_hub}/{CE}", "model.safetensors")
     assert sha256_file(path) == registry.releases()[CE]["sha256"]
+
+
+@pytest.mark.parametrize("method", ["la", "cmo"])
+def test_a_method_without_releases_is_no_timm_pretrained_tag_and_builds_with_timms_cfg(method: str) -> None:
+    """Zoo methods with no published weights yet (la, cmo): timm lists no tag of theirs and refuses one; their
+    weightless models carry the same timm cfg as the registry, and asking for weights names the recipe."""
+    names = ltzoo.list_models(f"resnet32_{method}_cifar*")
+    assert names and ltzoo.list_pretrained(f"*_{method}_*") == []
+    assert [n for n in timm.list_pretrained() if n.partition(".")[2].startswith(f"{method}_")] == []
+    with pytest.raises(RuntimeError, match="Invalid pretrained tag"):
+        timm.create_model(timm_name(names[0]), pretrained=True)
+    model = ltzoo.create_model(names[0])
+    assert model.pretrained_cfg == registry.pretrained_cfg(names[0]).to_dict()
+    assert {"architecture", "tag", "crop_mode", "fixed_input_size", "pool_size", "classifier"} <= set(
+        model.pretrained_cfg)
+    assert "sha256" not in model.pretrained_cfg
+    with pytest.raises(ltzoo.hub.WeightsNotAvailableError, match="no published weights yet"):
+        ltzoo.create_model(names[0], pretrained=True)

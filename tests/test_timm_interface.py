@@ -150,3 +150,42 @@ def test_released_weights_load_bitwise_into_the_modules(release: str) -> None:
     state = {k: v for k, v in model.state_dict().items()}
     assert state.keys() == saved.keys()
     assert all(torch.equal(state[k], saved[k]) for k in saved)
+
+
+@pytest.mark.parametrize("arch, size", [("resnet32_cifar", 32), ("lt_resnet50", 64)])
+def test_a_features_only_model_checkpoints_with_the_same_gradients(arch: str, size: int) -> None:
+    """Detection and segmentation pipelines call set_grad_checkpointing on a features_only backbone."""
+    x = images(size)
+
+    def grads(checkpointing: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = timm.create_model(arch, features_only=True).train()
+        model.set_grad_checkpointing(checkpointing)
+        assert model.model.grad_checkpointing is checkpointing
+        sum(f.pow(2).mean() for f in model(x)).backward()
+        return [p.grad for p in model.parameters() if p.grad is not None]
+
+    plain, checkpointed = grads(False), grads(True)
+    assert len(plain) == len(checkpointed) > 0
+    for a, b in zip(checkpointed, plain):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch, size", [("resnet32_cifar", 32), ("lt_resnet50", 64)])
+def test_after_pruning_the_last_level_a_new_head_takes_the_width_of_the_last_kept_one(arch: str, size: int) -> None:
+    model = timm.create_model(arch, num_classes=0).eval()
+    last_kept = len(model.feature_info) - 2
+    model.prune_intermediate_layers([last_kept], prune_norm=True, prune_head=False)
+    model.reset_classifier(7, "avg")
+    assert model.head_hidden_size == model.feature_info[last_kept]["num_chs"]
+    with torch.no_grad():
+        assert model(images(size)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("arch, size", [("resnet32_cifar", 32), ("lt_resnet50", 64)])
+def test_a_features_only_model_of_the_first_levels_trains_with_grad_checkpointing(arch: str, size: int) -> None:
+    model = timm.create_model(arch, features_only=True, out_indices=(0, 1)).train()
+    model.set_grad_checkpointing()
+    maps = model(images(size))
+    sum(m.sum() for m in maps).backward()
+    assert [m.shape[1] for m in maps] == model.feature_info.channels()

@@ -19,6 +19,7 @@ import dataclasses
 from typing import Any
 
 from timm.models import _factory, build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
+from timm.models._features import FeatureGetterNet
 from torch import nn
 
 from .. import hub, registry
@@ -27,6 +28,14 @@ from .ltnet import LTNet
 from .resnet_cifar import CifarResNet
 
 _FEATURE_LEVELS = {"resnet32_cifar": (0, 1, 2, 3)}  # the others: timm's default, stem + four stages
+
+
+class FeatureGetter(FeatureGetterNet):
+    """timm's `FeatureGetterNet` (features from `forward_intermediates`), plus the `set_grad_checkpointing` that
+    timm's other feature wrappers have and detection/segmentation pipelines call on a `features_only` backbone."""
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.model.set_grad_checkpointing(enable)
 
 
 def _is_baseline(cfg: registry.LtzooPretrainedCfg) -> bool:
@@ -105,7 +114,7 @@ def _create(
                 f"{variant} has no default weights; name a pretrained tag"
                 + (f", one of: {', '.join(names)}" if names else " (none is published yet)"))
         hub.verify_pretrained_source(cfg.to_dict())
-    feature_cfg = {"feature_cls": "getter"}
+    feature_cfg: dict[str, Any] = {"feature_cls": FeatureGetter}
     if variant in _FEATURE_LEVELS:
         feature_cfg["out_indices"] = _FEATURE_LEVELS[variant]
     try:

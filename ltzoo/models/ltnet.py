@@ -92,9 +92,13 @@ class LTNet(LongTailClassifier):
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
-        """Drop the backbone's stages after the last level in `indices` (and the head), for a features-only model."""
+        """Drop the backbone's stages after the last level in `indices` (and the head), for a features-only model.
+        The features then end at that level (the backbone's new `num_features`), and a head sized for the dropped
+        stages goes too, as in timm."""
         take = self.backbone.prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=True)
-        if prune_head:
+        prune_end = self.backbone.num_features != self.num_features
+        self.num_features = self.backbone.num_features
+        if prune_head or prune_end:
             self.reset_classifier(0, "")
         return take
 

@@ -166,10 +166,15 @@ class CifarResNet(LongTailClassifier):
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
-        """Drop the stages after the last level in `indices` (and the head), for a features-only model."""
+        """Drop the stages after the last level in `indices` (and the head), for a features-only model. As in timm,
+        the features then end at that level (its width is `num_features`) and a head sized for the dropped stages
+        goes too; a dropped stage becomes an empty Sequential, which grad checkpointing still iterates."""
         take, max_index = feature_take_indices(len(self.feature_info), indices)
         for i in range(max_index + 1, 4):
-            setattr(self, f"layer{i}", nn.Identity())
-        if prune_head:
+            setattr(self, f"layer{i}", nn.Sequential())
+        prune_end = max_index < len(self.feature_info) - 1
+        if prune_end:
+            self.num_features = self.feature_info[max_index]["num_chs"]
+        if prune_head or prune_end:
             self.reset_classifier(0, "")
         return take
