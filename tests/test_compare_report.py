@@ -12,6 +12,7 @@ from fixtures import make_cifar10_test_subset
 from PIL import Image
 
 import ltzoo
+import ltzoo.validate
 from ltzoo.evaluation.compare import compare, comparison_table, plot_per_class_comparison
 from ltzoo.evaluation.report import write_report
 from ltzoo_cli import main
@@ -58,6 +59,21 @@ def test_the_comparison_table_has_a_row_per_model_and_a_column_per_metric(compar
 def test_compare_refuses_models_of_different_benchmarks():
     with pytest.raises(ValueError, match="one benchmark"):
         compare(["resnet32_ce_cifar10_lt.if100", "resnet32_ce_cifar100_lt.if100"], progress=False)
+
+
+def test_compare_again_reads_the_cached_predictions_instead_of_running_the_models(releases, compared, monkeypatch):
+    releases_dir, data = releases
+    monkeypatch.setattr(ltzoo.validate, "predict", lambda *args, **kwargs: pytest.fail("a model ran again"))
+    again = compare(NAMES, releases_dir=releases_dir, data_dir=data, progress=False)
+    assert [m.result.per_class for m in again] == [m.result.per_class for m in compared]
+
+
+def test_the_report_reads_the_predictions_compare_cached(releases, compared, tmp_path, monkeypatch):
+    releases_dir, data = releases
+    monkeypatch.setattr(ltzoo.validate, "predict", lambda *args, **kwargs: pytest.fail("a model ran again"))
+    index = write_report(releases_dir, tmp_path / "site", data_dir=data, progress=False)
+    board = json.loads((index.parent / "leaderboard.json").read_text())
+    assert [entry["top1"] for entry in board] == [m.result.top1 for m in compared]
 
 
 def test_the_per_class_comparison_plot_is_a_png(compared, tmp_path):

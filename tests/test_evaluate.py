@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -246,6 +247,17 @@ def test_evaluate_measures_throughput_and_compute_metrics_does_not(result):
     assert result.images_per_sec is None
 
 
+def test_a_long_prediction_shows_a_progress_bar_named_by_its_description(capsys):
+    predict(ModeRecorder(), tiny_loader(), desc="ce test")
+    bar = capsys.readouterr().err
+    assert "ce test" in bar and "2/2" in bar and "batch" in bar
+
+
+def test_without_progress_prediction_prints_nothing(capsys):
+    predict(ModeRecorder(), tiny_loader(), desc="ce test", progress=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_evaluate_rejects_an_empty_loader():
     with pytest.raises(ValueError, match="no batches"):
         evaluate(ModeRecorder(), [], [200, 50, 10, 5], progress=False)
@@ -280,3 +292,13 @@ def test_the_per_class_figure_has_the_reliability_diagram_beside_it(tmp_path):
     with Image.open(path) as image:
         assert image.width > 1.5 * image.height  # the reliability diagram sits beside the bars
     assert sum(result.reliability["count"]) == len(LABELS)
+
+
+def test_the_figure_titles_carry_the_overall_top1_and_the_ece(tmp_path, monkeypatch):
+    result = compute_metrics(one_hot_logits(PREDICTIONS, 4), torch.tensor(LABELS), TRAIN_COUNTS)
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: saved.append(figure))
+    plot_per_class(result, TRAIN_COUNTS, tmp_path / "figure.png", title="model")
+    titles = [axis.get_title() for axis in saved[0].axes]
+    assert f"model: top-1 {result.top1:.2f} %" in titles
+    assert f"reliability: ECE {result.ece:.2f} % (15 bins)" in titles

@@ -1,5 +1,7 @@
 """Post-hoc logit adjustment and τ-normalisation: on cached outputs, on a model (create_model), and the τ sweep."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -8,9 +10,9 @@ from torch import nn
 import ltzoo
 from ltzoo.data.benchmark_sets import heldout_indices
 from ltzoo.data.cifar import img_num_per_cls, long_tailed_indices
-from ltzoo.evaluate import Predictions, predict
+from ltzoo.evaluate import Predictions, compute_metrics, predict
 from ltzoo.evaluation.posthoc import apply_posthoc, posthoc_logits, tau_normalized_weight
-from ltzoo.evaluation.sweep import score_taus
+from ltzoo.evaluation.sweep import SweepResult, score_taus
 
 COUNTS = [5000, 500, 50]
 
@@ -82,6 +84,30 @@ def test_the_sweep_picks_the_tau_that_scores_best_on_the_heldout_predictions():
                               [0.0, 1.0, 1.2, 2.0])
     assert scores == [50.0, 100.0, 100.0, 50.0]
     assert best == 1.0  # the smallest of the best
+
+
+def test_the_sweep_report_lists_the_heldout_grid_marks_the_chosen_tau_and_shows_the_test_set_plain_and_adjusted():
+    labels = [0, 0, 1, 1, 2, 2]
+    plain = compute_metrics(torch.tensor([[3.0, 0, 0]] * 6), torch.tensor(labels), COUNTS)  # all class 0
+    adjusted = compute_metrics(torch.eye(3)[labels], torch.tensor(labels), COUNTS)  # all right
+    plain, adjusted = (replace(result, test_dists={"uniform": result.top1}) for result in (plain, adjusted))
+    report = SweepResult(name="model.tag", kind="logit_adjust", taus=[0.0, 1.0, 2.0], heldout_top1=[40.0, 75.5, 70.0],
+                         heldout_source="200 unused training images", best_tau=1.0, plain=plain,
+                         adjusted=adjusted).format_report().splitlines()
+    assert report[0] == "model.tag: logit_adjust τ sweep on the held-out split (never the test set):"
+    assert report[1] == "  held-out: 200 unused training images"
+    assert [line for line in report if "<- chosen" in line] == ["   1.00     75.50 %   <- chosen"]
+    assert "test set at the chosen τ = 1:" in report
+    assert next(line for line in report if line.strip().startswith("plain")).split()[1] == f"{plain.top1:.2f}"
+    assert next(line for line in report if "τ=1" in line).split()[2] == "100.00"
+    assert report[-1].split() == ["uniform", f"{plain.top1:.2f}", "100.00"]
+
+
+def test_the_sweep_command_refuses_the_output_files_it_does_not_write(capsys):
+    from ltzoo_cli import main
+
+    assert main(["validate", "resnet32_ce_cifar10_lt", "--sweep", "logit_adjust", "--json", "out.json"]) == 2
+    assert "--sweep prints the τ grid and the test metrics at the chosen τ; run it without" in capsys.readouterr().err
 
 
 @pytest.mark.slow

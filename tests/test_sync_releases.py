@@ -312,3 +312,36 @@ def test_a_card_shows_the_release_with_and_without_its_recorded_posthoc_adjustme
     assert "| plain | – | 71.50 | 80.25 | 50.00 | n/a | 0.10 |" in card
     assert "| logit adjust | 2.4 | 74.67 | 80.25 | 50.00 | n/a | 0.10 |" in card
     assert "never on the test set (4,500 unused training images)" in card and "--sweep logit_adjust" in card
+
+
+def test_recording_a_posthoc_sweep_stores_the_chosen_tau_and_its_test_metrics_and_keeps_the_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import torch
+
+    from ltzoo.evaluate import compute_metrics
+    from ltzoo.evaluation.sweep import SweepResult
+    from training import record_posthoc
+
+    out = release(tmp_path)
+    weights = sha256_file(out / WEIGHTS_NAME)
+    labels = torch.arange(10).repeat(3)
+    counts = [5000 // 2**k for k in range(10)]
+    plain = compute_metrics(torch.zeros(30, 10), labels, counts)  # every image called class 0
+    adjusted = compute_metrics(torch.eye(10)[labels], labels, counts)  # every image right
+    swept = []
+
+    def sweep(name, kind, checkpoint, data_dir):
+        swept.append((name, kind, checkpoint))
+        return SweepResult(name=name, kind=kind, taus=[0.0, 2.4], heldout_top1=[60.0, 70.0],
+                           heldout_source="450 unused training images", best_tau=2.4, plain=plain, adjusted=adjusted)
+
+    monkeypatch.setattr(record_posthoc, "sweep", sweep)
+    for _ in range(2):  # recording the same kind again replaces its entry
+        record_posthoc.record(out, "logit_adjust")
+    assert swept[0] == ("resnet32_ce_cifar10_lt.if100", "logit_adjust", out / WEIGHTS_NAME)
+    [entry] = json.loads((out / "config.json").read_text())["ltzoo"]["posthoc"]
+    assert (entry["kind"], entry["tau"], entry["heldout"]) == ("logit_adjust", 2.4, "450 unused training images")
+    assert entry["metrics"] == {"top1": 100.0, "many": 100.0, "medium": 100.0, "few": 100.0, "ece": adjusted.ece}
+    assert entry["command"].endswith("--sweep logit_adjust")
+    assert "| logit adjust | 2.4 | 100.00 |" in (out / "README.md").read_text()
+    assert sha256_file(out / WEIGHTS_NAME) == weights
