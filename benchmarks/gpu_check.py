@@ -37,8 +37,10 @@ from training.builders import build_config_method, build_optimizer, build_traini
 from training.config import load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
 
-RECIPES = ("ce", "ce_drw", "ldam_drw", "bsce", "bcl", "concutmix", "ce_lsm", "ce_drw_lsm", "ldam_drw_lsm", "smcl",
-           "dscl")
+CONFIGS = ROOT / "training" / "configs"
+# every CIFAR-10-LT (IF 100) recipe with a config; DSCL's probe stage needs its first stage's weights and is left out
+RECIPES = tuple(sorted(path.name.removeprefix("resnet32_").removesuffix("_cifar10_lt.if100.yaml")
+                       for path in CONFIGS.glob("resnet32_*_cifar10_lt.if100.yaml")))
 WARMUP = 5  # steps left out of the rate: cuDNN autotuning, allocator growth, first kernel launches
 
 
@@ -67,7 +69,7 @@ def one_epoch(recipe: str, device: torch.device, epoch: int, max_steps: int | No
               compile_model: bool = False) -> dict:
     """Train `recipe` for one epoch (or `max_steps` steps) from fresh weights; its rate, losses and projection.
     `compile_model` trains through `torch.compile(model)`, as train.py's `compile: true`."""
-    config = ROOT / "training" / "configs" / f"resnet32_{recipe}_cifar10_lt.if100.yaml"
+    config = CONFIGS / f"resnet32_{recipe}_cifar10_lt.if100.yaml"
     cfg = load_config(config, overrides)
     set_seed(cfg.seed)  # as train.py: the same initial weights for eager and compiled
     data = build_data(cfg, registry.get_pretrained_cfg(cfg.full_name), 0, 1, device)

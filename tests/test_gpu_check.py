@@ -2,8 +2,8 @@
 
 Where a GPU is lent, `bash benchmarks/gpu_check.sh` runs the same steps at full length in bf16; this keeps the script
 working between such occasions. It reads the shared CIFAR-10 archives ($LTZOO_DATA or the shared data folder).
-CI (`.ci/run`) runs the script itself after the suite; here it is slow-marked: 11 recipes and three train.py runs
-take a minute or more on 2 cores (`pytest -m slow tests/test_gpu_check.py`).
+CI (`.ci/run`) runs the script itself after the suite; here it is slow-marked: two steps of every recipe and three
+train.py runs take a minute or more on 2 cores (`pytest -m slow tests/test_gpu_check.py`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 from ltzoo.data.sources import shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ("ce", "ce_drw", "ldam_drw", "bsce", "bcl", "concutmix", "ce_lsm", "ce_drw_lsm", "ldam_drw_lsm", "smcl",
-           "dscl")
+RECIPES = sorted(path.name.removeprefix("resnet32_").removesuffix("_cifar10_lt.if100.yaml")
+                 for path in (ROOT / "training" / "configs").glob("resnet32_*_cifar10_lt.if100.yaml"))
 
 
 @pytest.mark.slow
@@ -33,7 +33,7 @@ def test_the_gpu_checks_dry_run_steps_every_recipe_resumes_bitwise_and_trains_tw
                             text=True, timeout=1200)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
-    for recipe in RECIPES:
+    for recipe in RECIPES:  # every CIFAR-10-LT recipe with a config
         assert f"{recipe:>13}: " in log, log[-4000:]
     assert "resume: final weights bitwise equal" in log
     assert "two processes: both ranks end with the same weights" in log

@@ -1,6 +1,8 @@
 """Split-file datasets (ImageNet-LT, iNat 2018, Places-LT): lists, lookup, images, errors and transforms
 (docs/methods/baselines.md §1.2)."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from torchvision import transforms
 from ltzoo import registry
 from ltzoo.benchmarks import BENCHMARKS
 from ltzoo.data import sources
+from ltzoo.data.loader import image_loader
 from ltzoo.data.splits import (
     ImageReadError,
     SplitFileDataset,
@@ -117,6 +120,28 @@ def test_split_file_dataset_applies_the_transform_in_a_dataloader(tmp_path):
     dataset = SplitFileDataset(image_root, list_file, num_classes=3, transform=transforms.ToTensor())
     images, labels = next(iter(torch.utils.data.DataLoader(dataset, batch_size=6)))
     assert images.shape == (6, 3, 32, 32) and labels.tolist() == [0, 0, 0, 1, 1, 2]
+
+
+def _tensor_and_decoding_pid(image: Image.Image) -> tuple[torch.Tensor, int]:
+    return transforms.functional.to_tensor(image), os.getpid()
+
+
+def test_the_training_loader_decodes_in_workers_that_live_across_epochs(tmp_path):
+    image_root, list_file = make_split_root(tmp_path)
+    dataset = SplitFileDataset(image_root, list_file, num_classes=3, transform=_tensor_and_decoding_pid)
+    loader = image_loader(dataset, batch_size=3, num_workers=2)
+    epochs = [list(loader) for _ in range(2)]
+    for epoch in epochs:
+        assert sorted(torch.cat([labels for _, labels in epoch]).tolist()) == [0, 0, 0, 1, 1, 2]
+    decoders = [{pid for (_, pids), _ in epoch for pid in pids.tolist()} for epoch in epochs]
+    assert len(decoders[0]) == 2 and os.getpid() not in decoders[0]
+    assert decoders[1] == decoders[0]  # the same two processes: no re-spawn per epoch
+
+
+def test_the_training_loader_pins_host_memory_only_on_the_way_to_a_cuda_device(tmp_path):
+    dataset = SplitFileDataset(*make_split_root(tmp_path), num_classes=3)
+    assert image_loader(dataset, 3, 0, device="cuda").pin_memory
+    assert not image_loader(dataset, 3, 0, device="cpu").pin_memory
 
 
 def test_a_missing_image_names_its_path_and_list_line(tmp_path):

@@ -176,7 +176,7 @@ class PairedMinorityEngine:
             mask, lam_hat, minor_lam = self.patch_region(model, images, labels, minor_images, minor_labels, lam)
             boxes = None
         else:
-            centres = self._box_centres(model, images, labels).to(images.device)
+            centres = self._box_centres(model, images, labels).to(images.device, non_blocking=True)  # host-drawn
             boxes = centred_boxes(centres, height, width, lam)
             if self.mixing.box_scope == "per_batch":
                 boxes = boxes[:1].expand(batch, 4)

@@ -178,7 +178,7 @@ class DSCLMethod(TrainingMethod):
         if self.moco is None:
             raise RuntimeError("DSCLMethod.prepare_model(model) must run before training")
         if self.moco.queue.features.device != device:
-            self.moco.to(device)
+            self.moco.to(device, non_blocking=True)  # once, at the run's first step
         return self.moco
 
     @torch.no_grad()
