@@ -75,14 +75,16 @@ DIGEST = re.compile(r"\[rank 0/1\] final weights sha256 ([0-9a-f]{64})")
 
 
 def platform_key() -> str:
-    """What float results depend on: CPU model, torch version, threads."""
+    """What float results depend on: CPU model, the kernels torch picks for it (AVX2, AVX512, …: machines named
+    alike differ here), torch version, threads."""
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    kernels = torch.backends.cpu.get_cpu_capability()
+    return f"{cpu} ({kernels}) | torch {torch.__version__} | {torch.get_num_threads()} threads"
 
 
 def batch_digest(images: torch.Tensor | tuple, labels: torch.Tensor) -> str:

@@ -1,10 +1,11 @@
-"""Moving augmentation onto the training device changed nothing on the CPU, bit for bit.
+"""Refactors and the move of augmentation onto the training device changed nothing on the CPU, bit for bit.
 
-`tests/data/cpu_parity.json` was recorded by `benchmarks/cpu_parity.py` from the code before batches were augmented
-on the device: sha256 digests of seeded batches of every CIFAR training pipeline, and of the final weights of a tiny
-two-epoch `training/train.py` run per CIFAR-10-LT recipe. Float kernels differ between CPU models and torch versions,
-so the comparison runs only on the platform the record names; elsewhere it skips, saying so.
-"""
+`tests/data/cpu_parity.json` holds what `benchmarks/cpu_parity.py` measures: sha256 digests of seeded batches of every
+CIFAR training pipeline (recorded from the code before batches were augmented on the device), and of the final weights
+of a tiny two-epoch `training/train.py` run per CIFAR-10-LT recipe (re-recorded on an AVX2 machine from the code before
+the one-home refactor, d6968eb; la and cmo from the code that added them). Float kernels differ between CPU models,
+kernel levels (AVX2, AVX512) and torch versions, so the comparison runs only on the platform the record names;
+elsewhere it skips, saying so."""
 
 from __future__ import annotations
 
