@@ -118,8 +118,9 @@ def register_method(
 ) -> Method:
     """Declare a zoo method (called once, in the method's own module, beside its class); returns the declaration.
 
-    A cosine classifier needs its scale s (the loss reads the same s); the bound options must be parameters of
-    `cls`; a recipe must name a known architecture and benchmark. A mistake is an error at import, not a silent
+    A cosine classifier needs its scale s (the loss reads the same s); the bound options must be options of
+    `cls` (its `option_defaults()`); a recipe must name a known architecture and benchmark. A mistake is an error
+    at import, not a silent
     wrong entry."""
     if name in METHODS:
         raise RuntimeError(f"method {name!r} is registered twice")
