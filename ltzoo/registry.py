@@ -120,8 +120,7 @@ def register_method(
 
     A cosine classifier needs its scale s (the loss reads the same s); the bound options must be options of
     `cls` (its `option_defaults()`); a recipe must name a known architecture and benchmark. A mistake is an error
-    at import, not a silent
-    wrong entry."""
+    at import, not a silent wrong entry."""
     if name in METHODS:
         raise RuntimeError(f"method {name!r} is registered twice")
     if classifier not in CLASSIFIERS:
