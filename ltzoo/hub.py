@@ -301,6 +301,48 @@ def verify_pretrained_source(cfg: dict[str, Any]) -> None:
             f"ltzoo loads weights from the Hub or a local .safetensors file, not from a URL ({location})")
 
 
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def _hub_lfs_sha256(cached: Path) -> str | None:
+    """The sha256 the Hub recorded for a cached file: huggingface_hub names a blob by the etag the Hub served, which
+    for an LFS file (every timm weights file) is the sha256 of its content; a plain git file's is a 40-hex sha1."""
+    name = cached.resolve().name
+    return name if len(name) == 64 and set(name) <= _SHA256_HEX else None
+
+
+def timm_backbone_weights(model_name: str, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """timm's pretrained weights of `model_name` ("resnet152" for its default tag, or "resnet152.tv_in1k"), fetched
+    from the Hub as safetensors and checked by sha256 before they are read.
+
+    The hash is the one a recipe pins (`model.pretrained_backbone_sha256`), else the one the Hub recorded for the LFS
+    file. ltzoo keeps this instead of `timm.create_model(pretrained=True)` because timm checks no hash and, for a tag
+    without Hub weights, unpickles a `.pth` from a URL; the verified tensors go back to timm's `load_pretrained`
+    (as a `state_dict` overlay) for its classifier and input-channel handling.
+    """
+    from huggingface_hub import constants
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model_name)
+    if cfg is None:
+        raise WeightsNotAvailableError(f"timm has no pretrained weights for {model_name!r}")
+    repo_id, filename = cfg.hf_hub_id, cfg.hf_hub_filename or WEIGHTS_NAME
+    if not repo_id or not filename.endswith(".safetensors") or cfg.custom_load:
+        raise UnverifiedWeightsError(
+            f"timm's pretrained {model_name} is not on the Hub as a safetensors file; ltzoo loads no other weights. "
+            "Pick a tag from timm.list_pretrained() whose weights are on the Hub.")
+    path = download(repo_id, filename)
+    expected = expected_sha256 or _hub_lfs_sha256(path)
+    if not expected:
+        raise UnverifiedWeightsError(
+            f"the Hub at {constants.ENDPOINT} records no sha256 for {repo_id}/{filename} (not an LFS file), so the "
+            f"backbone weights cannot be verified; pin it with model.pretrained_backbone_sha256={sha256_file(path)} "
+            "once you trust this file.")
+    state_dict = load_safetensors(path, expected)
+    _log.info("ltzoo: backbone weights %s/%s, sha256 %s verified", repo_id, filename, expected)
+    return state_dict
+
+
 def refuse_non_finite(state_dict: dict[str, torch.Tensor], model: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """A `pretrained_filter_fn` for timm: refuse weights holding NaN or Inf (a diverged run or a corrupt file)."""
     for key, tensor in state_dict.items():

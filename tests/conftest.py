@@ -102,11 +102,12 @@ def hf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def serve(releases_dir: Path, workdir: Path, cache_dir: Path) -> Iterator[hub_server.LocalHub]:
+def serve(releases_dir: Path, workdir: Path, cache_dir: Path,
+          namespace: str | None = None) -> Iterator[hub_server.LocalHub]:
     """Serve a releases folder with olah and point the client at it; restore the client's settings afterwards."""
     saved = {key: getattr(constants, key) for key in _CLIENT_SETTINGS}
     saved_env = os.environ.get("HF_ENDPOINT")
-    with hub_server.LocalHub(releases_dir, workdir=workdir) as hub:
+    with hub_server.LocalHub(releases_dir, namespace=namespace, workdir=workdir) as hub:
         hub_server.use_endpoint(hub.endpoint, cache_dir=cache_dir)
         try:
             yield hub

@@ -316,6 +316,18 @@ def test_a_model_argument_the_architecture_does_not_take_or_out_of_range_is_an_e
         load_config(CE_CIFAR10, [override])
 
 
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model.pretrained_backbone=false", f"model.pretrained_backbone_sha256={'a' * 64}"],
+     "model.pretrained_backbone_sha256 pins the weights of model.pretrained_backbone: true; set both or neither"),
+    (["model.pretrained_backbone_sha256=abc123"],
+     "model.pretrained_backbone_sha256 must be 64 lowercase hex digits, got 'abc123'"),
+])
+def test_a_backbone_sha256_pin_without_the_pretrained_backbone_or_not_a_sha256_is_an_error_at_load(
+        overrides: list[str], message: str):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(CONFIG_DIR / "resnet152_ce_places_lt.e30.yaml", overrides)
+
+
 def test_every_architecture_of_the_zoo_names_the_class_whose_arguments_its_model_section_may_set():
     from training.config import ARCH_CLASSES
     assert set(ARCH_CLASSES) == set(registry.ARCHS)

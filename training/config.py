@@ -320,7 +320,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
 
 
 def _check_model_args(cfg: TrainConfig) -> None:
-    """The `model:` section's keys are arguments of the name's architecture, and its rates are in range."""
+    """The `model:` section's keys are arguments of the name's architecture, its rates are in range, and a pinned
+    backbone sha256 is one, beside the pretrained backbone it pins."""
     cls = ARCH_CLASSES[next(a for a in registry.ARCHS if cfg.name.startswith(f"{a}_"))]
     allowed = set(inspect.signature(cls.__init__).parameters) - _MODEL_ARGS_NOT_SET_HERE
     unknown = sorted(set(cfg.model) - allowed)
@@ -331,6 +332,13 @@ def _check_model_args(cfg: TrainConfig) -> None:
         if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
                                       and in_range(value)):
             raise ConfigError(f"model.{key} must be {requirement}, got {value!r}")
+    pinned = cfg.model.get("pretrained_backbone_sha256")
+    if pinned is not None:
+        if not cfg.model.get("pretrained_backbone"):
+            raise ConfigError("model.pretrained_backbone_sha256 pins the weights of model.pretrained_backbone: true; "
+                              "set both or neither")
+        if not (isinstance(pinned, str) and len(pinned) == 64 and set(pinned) <= set("0123456789abcdef")):
+            raise ConfigError(f"model.pretrained_backbone_sha256 must be 64 lowercase hex digits, got {pinned!r}")
 
 
 def _parse_yaml(text: str, where: str) -> Any:

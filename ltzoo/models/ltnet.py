@@ -8,6 +8,7 @@ import timm
 import torch
 from torch import nn
 
+from ..hub import timm_backbone_weights
 from .base import LongTailClassifier
 
 
@@ -16,7 +17,8 @@ class LTNet(LongTailClassifier):
 
     `forward_features` is the backbone's last conv map (2048×7×7 at 224 px), the CAM layer. `embed_dim` adds the
     512-d fc feature of the OLTR Places-LT recipe. Feature levels, gradient checkpointing and stochastic depth
-    (`drop_path_rate`) are the backbone's own; pooling, dropout and the head are this module's, so the
+    (`drop_path_rate`) are the backbone's own; `pretrained_backbone` starts it from timm's ImageNet weights, checked
+    by sha256 (`pretrained_backbone_sha256` pins one); pooling, dropout and the head are this module's, so the
     state dict keeps the keys `backbone.*`, `embed.*`, `fc.*` of the released weights.
     """
 
@@ -28,6 +30,7 @@ class LTNet(LongTailClassifier):
         cosine_scale: float = 1.0,
         embed_dim: int | None = None,
         pretrained_backbone: bool = False,
+        pretrained_backbone_sha256: str | None = None,
         zero_init_last: bool = False,
         in_chans: int = 3,
         global_pool: str = "avg",
@@ -37,9 +40,16 @@ class LTNet(LongTailClassifier):
         dtype: Any = None,
     ) -> None:
         super().__init__(num_classes, classifier, cosine_scale, global_pool, drop_rate, in_chans)
+        if pretrained_backbone_sha256 and not pretrained_backbone:
+            raise ValueError("pretrained_backbone_sha256 pins the ImageNet weights of pretrained_backbone=True; "
+                             "set both or neither")
+        overlay = None
+        if pretrained_backbone:  # timm's weights, verified by sha256 first (timm's own download checks none)
+            overlay = dict(state_dict=timm_backbone_weights(backbone, pretrained_backbone_sha256))
         self.backbone = timm.create_model(
             backbone,
             pretrained=pretrained_backbone,
+            pretrained_cfg_overlay=overlay,
             num_classes=0,
             global_pool="",
             in_chans=in_chans,
