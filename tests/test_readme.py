@@ -45,13 +45,13 @@ RUNS = {
     "ltzoo info resnext50_smcl_imagenet_lt": "cli",
     "ltzoo validate resnet32_ce_cifar10_lt --pretrained --local-hub releases --plot ce.png --json ce.json": "cli",
     "ltzoo serve-hub releases/": "serve_hub",
-    "accelerate launch training/train.py --config training/configs/resnet32_ce_cifar10_lt.if50.yaml epochs=1 "
+    "accelerate launch -q training/train.py --config training/configs/resnet32_ce_cifar10_lt.if50.yaml epochs=1 "
     "data.subset=1024 run_dir=~/.cache/ltzoo/runs/trial": "rebuild",
-    "accelerate launch training/train.py --config training/configs/resnet32_ce_cifar10_lt.if50.yaml --resume auto":
+    "accelerate launch -q training/train.py --config training/configs/resnet32_ce_cifar10_lt.if50.yaml --resume auto":
         "rebuild",
-    "accelerate launch training/train.py --config training/configs/resnet32_ce_cifar10_lt.if50.yaml --release "
+    "accelerate launch -q training/train.py --config training/configs/resnet32_ce_cifar10_lt.if50.yaml --release "
     "--resume auto": "rebuild",
-    "accelerate launch training/train.py --config training/configs/resnet32_smcl_cifar10_lt.if100.yaml "
+    "accelerate launch -q training/train.py --config training/configs/resnet32_smcl_cifar10_lt.if100.yaml "
     "method.saliency=opencv_finegrained run_dir=~/.cache/ltzoo/runs/smcl_saliency_opencv "
     "release_dir=results/ablations/saliency_opencv": "ablation",
     "python training/sync_releases.py": "ablation",

@@ -385,7 +385,7 @@ def test_export_records_measured_metrics_and_how_to_reproduce_them(exported: tup
     # outside the repository, the path is the card's folder's own file: exports name no machine path
     assert meta["validate_command"] == "ltzoo validate resnet32_ce_cifar10_lt.if100 --checkpoint model.safetensors"
     assert meta["train_command"] == (  # the overrides it was trained with, not where this machine keeps things
-        "accelerate launch training/train.py --config training/configs/resnet32_ce_cifar10_lt.if100.yaml "
+        "accelerate launch -q training/train.py --config training/configs/resnet32_ce_cifar10_lt.if100.yaml "
         "data.subset=16 data.batch_size=16 epochs=1")
 
 

@@ -93,8 +93,8 @@ def test_a_two_stage_recipe_releases_its_last_stage_and_trains_both_in_order():
     assert recipes.release_config("resnet32_dscl_cifar10_lt.if100") == (
         "training/configs/resnet32_dscl_cifar10_lt.if100.probe.yaml")
     assert recipes.train_command("resnet32_dscl_cifar10_lt.if100") == (
-        "accelerate launch training/train.py --config training/configs/resnet32_dscl_cifar10_lt.if100.yaml && "
-        "accelerate launch training/train.py --config training/configs/resnet32_dscl_cifar10_lt.if100.probe.yaml")
+        "accelerate launch -q training/train.py --config training/configs/resnet32_dscl_cifar10_lt.if100.yaml && "
+        "accelerate launch -q training/train.py --config training/configs/resnet32_dscl_cifar10_lt.if100.probe.yaml")
 
 
 def test_overrides_reach_nested_sections():

@@ -18,7 +18,7 @@ from ltzoo import registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "training" / "configs"
-LAUNCH = "accelerate launch training/train.py --config"
+LAUNCH = "accelerate launch -q training/train.py --config"
 
 
 def config_file(recipe_id: str) -> str:

@@ -220,8 +220,8 @@ def run_queue(threads: int) -> None:
             time.sleep(POLL_SECONDS)
             continue
         log(item.line)
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-                   "--dynamo_backend", "no", "--num_cpu_threads_per_process", str(threads),
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--num_processes", "1",
+                   "--num_machines", "1", "--dynamo_backend", "no", "--num_cpu_threads_per_process", str(threads),
                    "training/train.py", "--config", *item.args, "--resume", "auto"]
         rc = subprocess.call(command, cwd=ROOT)
         items = read_queue()
