@@ -162,6 +162,15 @@ def test_the_documented_launch_command_shows_a_config_error_as_one_line_without_
     assert "Traceback" not in result.stderr and "CalledProcessError" not in result.stderr, explain(result)
 
 
+def test_every_single_process_launch_the_readme_and_the_releases_give_is_the_quiet_one():
+    """The command a card records and the README's are the ones users copy; each must be the documented one."""
+    from training import recipes
+
+    readme = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("accelerate launch")]
+    assert readme and all(line.startswith("accelerate launch -q training/train.py") for line in readme)
+    assert recipes.LAUNCH.startswith("accelerate launch -q training/train.py")
+
+
 def train_module_doc() -> str:
     return ast.get_docstring(ast.parse((ROOT / "training" / "train.py").read_text()))
 
