@@ -162,8 +162,8 @@ def test_the_documented_launch_command_shows_a_config_error_as_one_line_without_
     assert "Traceback" not in result.stderr and "CalledProcessError" not in result.stderr, explain(result)
 
 
-def test_every_single_process_launch_the_readme_and_the_releases_give_is_the_quiet_one():
-    """The command a card records and the README's are the ones users copy; each must be the documented one."""
+def test_every_single_process_launch_the_readme_and_the_recipes_give_is_the_quiet_one():
+    """The README's commands and the one every card records (`recipes.LAUNCH`) are what users copy."""
     from training import recipes
 
     readme = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("accelerate launch")]
