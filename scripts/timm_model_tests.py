@@ -8,8 +8,7 @@ first, restricts every model list to ltzoo's registered architectures and their 
 checkout's releases/ on a local Hub so the pretrained-loading tests download real weights. Tests written for named
 timm models (not ltzoo's) are deselected; those of them that state a contract of every timm model (CONTRACTS: pooling
 kept by reset_classifier, head width, grad checkpointing of a features_only model, pruning) run again, written to
-test_ltzoo_contracts.py, on ltzoo's architectures. Not run: `test_model_init_weights_after_to_empty` (ltzoo's
-architectures have no `init_weights` for meta-device construction). Exit status: pytest's.
+test_ltzoo_contracts.py, on ltzoo's architectures. Exit status: pytest's.
 """
 
 from __future__ import annotations
@@ -98,6 +97,7 @@ CONTRACTS: dict[str, tuple] = {
     "test_head_hidden_size": ({},),
     "test_features_only_grad_checkpointing_backward": (),
     "test_prune_intermediate_layers_params_used": (),
+    "test_model_init_weights_after_to_empty": ({},),
 }
 
 CONTRACT_TESTS = '''

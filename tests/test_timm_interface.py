@@ -189,3 +189,20 @@ def test_a_features_only_model_of_the_first_levels_trains_with_grad_checkpointin
     maps = model(images(size))
     sum(m.sum() for m in maps).backward()
     assert [m.shape[1] for m in maps] == model.feature_info.channels()
+
+
+@pytest.mark.parametrize("classifier", ["linear", "cosine"])
+@pytest.mark.parametrize("arch, size, channels", ARCHS)
+def test_init_weights_gives_a_model_built_on_the_meta_device_finite_weights_and_statistics(
+        arch: str, size: int, channels: list[int], classifier: str) -> None:
+    """timm's `test_model_init_weights_after_to_empty`: storage poisoned with NaN, so a missed reset cannot pass."""
+    model = timm.create_model(arch, device="meta", num_classes=5, classifier=classifier).to_empty(device="cpu").eval()
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.fill_(float("nan"))
+    model.init_weights()
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        assert torch.isfinite(tensor).all(), name
+    with torch.no_grad():
+        assert torch.isfinite(model(images(size, 1))).all()

@@ -46,6 +46,17 @@ class LongTailClassifier(nn.Module):
         self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
         self.train_heads = nn.ModuleDict()
 
+    def init_weights(self) -> None:
+        """Draw every parameter and buffer afresh as construction does (BatchNorm statistics reset too): timm's
+        contract for a model built on the meta device and materialised with `to_empty`."""
+        for module in self.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        self._init_weights(self._zero_init_last)
+
+    def _init_weights(self, zero_init_last: bool) -> None:
+        """The architecture's own init after each module's default one (subclasses: kaiming, zeroed last BN)."""
+
     def _pooled_features(self) -> int:
         """Width of `pool`'s output: the map's channels times the pool's multiplier (2 for catavgmax)."""
         return self.num_features * self.global_pool.feat_mult()

@@ -27,7 +27,12 @@ class NormedLinear(nn.Module):
         self.out_features = out_features
         self.scale = scale
         self.weight = nn.Parameter(torch.empty(in_features, out_features, device=device, dtype=dtype))
-        self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """LDAM's init: uniform columns renormed to unit length (the scale is the head's, not the weights')."""
+        with torch.no_grad():
+            self.weight.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
 
     def class_vectors(self) -> torch.Tensor:
         """The per-class weight vectors as a (C, d) matrix (BCL's prototype input)."""

@@ -58,11 +58,15 @@ class LTNet(LongTailClassifier):
             device=device,
             dtype=dtype,
         )
+        self._zero_init_last = zero_init_last
         self.num_features = self.backbone.num_features
         self.feature_info = [dict(info, module=f"backbone.{info['module']}") for info in self.backbone.feature_info]
         self.embed_dim = embed_dim
         self.embed: nn.Module = nn.Identity()
         self._init_classifier(device=device, dtype=dtype)
+
+    def _init_weights(self, zero_init_last: bool) -> None:
+        self.backbone.init_weights(zero_init_last=zero_init_last)
 
     def _pooled_features(self) -> int:
         if self.embed_dim and self.global_pool.pool_type:

@@ -92,6 +92,7 @@ class CifarResNet(LongTailClassifier):
             dict(num_chs=64, reduction=4, module="layer3"),
         ]
         self._init_classifier(**dd)
+        self._zero_init_last = zero_init_last
         self._init_weights(zero_init_last)
 
     @staticmethod
