@@ -36,6 +36,9 @@ import ltzoo
 from ltzoo.benchmarks import CIFAR_MEAN, CIFAR_STD
 from ltzoo.data.cifar import CifarDataset, cifar_lt
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is a folder of scripts beside the package
+from training.export import portable  # noqa: E402  (bookkeeping only: the JSON names no path of this machine)
+
 MODEL = "resnet32_ce_cifar10_lt"
 BASE_LR = 0.1
 
@@ -132,11 +135,11 @@ def main() -> None:
           f"{seconds / 3600:.1f} h; weights: {weights}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
+        args.json.write_text(json.dumps(portable({
             "command": "python benchmarks/reference_training.py " + " ".join(sys.argv[1:]),
             "data": train.source, "epochs": args.epochs, "seed": args.seed, "precision": "fp32",
             "final_top1": curve[args.epochs], "best_top1": curve[best], "best_epoch": best,
-            "hours": round(seconds / 3600, 2), "test_top1_by_epoch": curve}, indent=2) + "\n")
+            "hours": round(seconds / 3600, 2), "test_top1_by_epoch": curve}), indent=2) + "\n")
 
 
 if __name__ == "__main__":

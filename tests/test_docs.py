@@ -4,6 +4,7 @@ names a page and a section that exist, and nothing cites a file outside the repo
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,16 @@ def test_the_docs_index_names_every_registered_method():
     index = (ROOT / "docs" / "README.md").read_text(encoding="utf-8")
     unnamed = [m for m in METHODS if f"`{m}`" not in index]
     assert not unnamed, f"methods not named in docs/README.md: {unnamed}"
+
+
+MACHINE_PATH = re.compile(r"""(?:^|[\s"'(=`])/(?:work|home|root|tmp|Users|mnt|opt|srv)/""", re.MULTILINE)
+
+
+def test_no_committed_record_names_a_path_of_the_machine_it_was_made_on():
+    """Releases, results and docs are read on other machines: a path into this one (a data archive, a run dir) is
+    noise there, and names who made it."""
+    tracked = subprocess.run(["git", "ls-files", "releases", "results", "docs", "README.md"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    records = [ROOT / p for p in tracked if p.endswith((".json", ".md", ".txt", ".csv"))]
+    assert records
+    assert [str(p) for p in records if MACHINE_PATH.search(p.read_text())] == []
