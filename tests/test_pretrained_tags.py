@@ -223,6 +223,16 @@ def test_the_cross_entropy_baseline_is_the_default_weight_of_its_architecture(re
     assert model.pretrained_cfg["zoo_name"] == CE
 
 
+def test_a_later_release_on_another_benchmark_or_tag_does_not_take_the_default_over(releases_table) -> None:
+    """CIFAR-100-LT's CE sorts before CIFAR-10-LT's ('cifar100' < 'cifar10_'), and IF 100 before IF 50 only by luck."""
+    from ltzoo.models._timm_registration import _default_cfgs
+
+    table = json.loads((REPO / "ltzoo" / "releases.json").read_text())  # the fixture emptied registry.releases()
+    releases_table({"resnet32_ce_cifar100_lt.if100": table[CE], "resnet32_ce_cifar10_lt.if10": table[CE], **table})
+    defaults = [name for name in _default_cfgs() if name.endswith("*")]
+    assert "resnet32_cifar.ce_cifar10_lt_if100*" in defaults
+
+
 def test_the_served_weights_are_the_committed_files(released_hub: str) -> None:
     from huggingface_hub import hf_hub_download
 

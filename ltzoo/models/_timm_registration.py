@@ -38,28 +38,28 @@ class FeatureGetter(FeatureGetterNet):
         self.model.set_grad_checkpointing(enable)
 
 
-def _is_baseline(cfg: registry.LtzooPretrainedCfg) -> bool:
-    """Whether a release is of the method the others build on (declared with no base: cross-entropy)."""
-    return registry.METHODS[registry.get_entry(cfg.zoo_name).method].base is None
+def _default_rank(cfg: registry.LtzooPretrainedCfg, home: str) -> tuple[bool, bool, bool]:
+    """Sort key of an architecture's releases, first the one timm should default to: the method the others build on
+    (declared with no base: cross-entropy), on the architecture's home benchmark, at its entry's default tag. A
+    later release elsewhere (CIFAR-100-LT, say) never takes the default over."""
+    entry, tag = registry.resolve(cfg.zoo_name)
+    return (registry.METHODS[entry.method].base is not None, entry.dataset != home, tag != entry.default_tag)
 
 
 def _default_cfgs() -> dict[str, registry.LtzooPretrainedCfg]:
     """Every release as an 'arch.tag' row. timm makes an architecture's first tag with weights its default; ltzoo
-    names it explicitly ('*'): the cross-entropy baseline. An architecture without releases gets a weightless row."""
-    weightless = {cfg.architecture: cfg for cfg in (
-        registry.arch_cfg("resnet32", "cifar10_lt"),
-        registry.arch_cfg("resnet50", "imagenet_lt"),
-        registry.arch_cfg("resnext50", "imagenet_lt"),
-        registry.arch_cfg("resnet152", "places_lt"),
-    )}
+    names it explicitly ('*', see `_default_rank`). An architecture without releases gets a weightless row."""
+    homes = {"resnet32": "cifar10_lt", "resnet50": "imagenet_lt", "resnext50": "imagenet_lt",
+             "resnet152": "places_lt"}
     releases = registry.timm_pretrained_cfgs()
     rows: dict[str, registry.LtzooPretrainedCfg] = {}
-    for arch, cfg in weightless.items():
-        tags = [name for name in releases if name.startswith(f"{arch}.")]
+    for arch, home in homes.items():
+        cfg = registry.arch_cfg(arch, home)
+        tags = [name for name in releases if name.startswith(f"{cfg.architecture}.")]
         if not tags:
-            rows[arch] = cfg
+            rows[cfg.architecture] = cfg
             continue
-        default = next((name for name in tags if _is_baseline(releases[name])), tags[0])
+        default = min(tags, key=lambda name: _default_rank(releases[name], home))
         rows[f"{default}*"] = releases[default]
         rows.update({name: releases[name] for name in tags if name != default})
     return rows
