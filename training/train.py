@@ -268,14 +268,17 @@ def weights_digest(model: torch.nn.Module) -> str:
     return hashlib.sha256(save(weights, metadata={"format": "pt"})).hexdigest()
 
 
-def hardware(accelerator: Accelerator) -> str:
-    """What runs the epochs, precision included: a run resumed where any of it differs starts a new history segment
-    (`precision: auto` is bf16 only where the CPU has it natively)."""
+def hardware(accelerator: Accelerator, compiled: bool = False) -> str:
+    """What runs the epochs, precision and `torch.compile` included: a run resumed where any of it differs starts a
+    new history segment (`precision: auto` is bf16 only where the CPU has it natively; compiled kernels round
+    differently from eager ones, so the model card says which epochs ran compiled)."""
+    compile_note = ", torch.compile" if compiled else ""
     if torch.cuda.is_available():
-        return f"{accelerator.num_processes} × {torch.cuda.get_device_name()}, {precision_name(accelerator)}"
+        return (f"{accelerator.num_processes} × {torch.cuda.get_device_name()}, {precision_name(accelerator)}"
+                f"{compile_note}")
     cpu = platform.processor() or platform.machine()
     return (f"{accelerator.num_processes} process(es) on {cpu} CPU, {torch.get_num_threads()} threads, "
-            f"{precision_name(accelerator)}")
+            f"{precision_name(accelerator)}{compile_note}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -341,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         start_epoch, elapsed, selection = meta["epoch"] + 1, meta["elapsed_s"], meta.get("selection")
         history = meta.get("history")  # None: a checkpoint from before runs recorded their history
         accelerator.print(f"resumed from {resume_from} (epoch {start_epoch} done)")
-    history = extend_history(history, code_revision(), hardware(accelerator), start_epoch + 1, cfg.epochs)
+    history = extend_history(history, code_revision(), hardware(accelerator, cfg.compile), start_epoch + 1, cfg.epochs)
     accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
     accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, "
                       f"precision {precision_name(accelerator)}, data: {data.source}")
