@@ -3,8 +3,7 @@ CPU), checkpoints and exports the plain model's weights, and resumes after a kil
 
 Compiling costs a minute or more per run on a busy 2-core CPU (inductor's cache, in the system temp folder, shortens
 later runs), so the runs are slow-marked: `pytest -m slow tests/test_compile.py`. Compiled and eager training are not
-bitwise equal (their kernels round differently); `test_compiled_training_follows_eager_training_to_float_rounding`
-holds the measured gap to a bound.
+bitwise equal (their kernels round differently): the tests bound the gap by eager's own between memory formats.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import test_concutmix
 import test_training
 import torch
 from accelerate import Accelerator
+from accelerate.utils import set_seed
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_training import CE_CIFAR10, ROOT, TIMEOUT, _env, checkpoint, digests, explain, train, train_command
@@ -28,9 +29,13 @@ from test_training_faults import KILLING_MAIN, STEPS_PER_SAVE
 
 import ltzoo
 from ltzoo.methods import TrainSet
+from ltzoo.scheduler import build_scheduler, set_lr
 
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package
 from training import train as train_script  # noqa: E402
+from training.builders import build_config_method, build_optimizer, build_training_model  # noqa: E402
+from training.config import ConfigError, load_config  # noqa: E402
+from training.data import build_data  # noqa: E402
 from training.provenance import extend_history  # noqa: E402
 
 tiny_cifar_root = test_training.tiny_cifar_root  # the module-scoped fixture: a CIFAR-10 root with a small test split
@@ -38,9 +43,6 @@ tiny_cifar_root = test_training.tiny_cifar_root  # the module-scoped fixture: a 
 # 80 images at batch 32: steps of 32, 32 and 16 images, so each run also recompiles for the smaller last batch
 TWO_EPOCHS = ["data.subset=80", "data.batch_size=32", "epochs=2", "keep_checkpoints=2"]
 FINAL = "checkpoints/epoch_0001"
-# the largest weight difference between compiled and eager after the same 6 steps, measured on this machine's AVX2
-# CPU in fp32 (4.6e-5 measured), with room for other CPUs' kernels
-EAGER_GAP = 1e-3
 
 
 def test_the_hardware_a_run_records_says_whether_it_ran_compiled():
@@ -51,6 +53,26 @@ def test_the_hardware_a_run_records_says_whether_it_ran_compiled():
     assert compiled == f"{eager}, torch.compile"
     history = extend_history([{"from_epoch": 1, "revision": "abc", "hardware": eager}], "abc", compiled, 3, 4)
     assert [segment["from_epoch"] for segment in history] == [1, 3]
+
+
+@pytest.mark.parametrize("backend", ["inductor", "INDUCTOR"])
+def test_the_launchers_inductor_backend_turns_compile_on(backend: str):
+    cfg = load_config(CE_CIFAR10)
+    train_script.apply_launcher_compile(cfg, backend)
+    assert cfg.compile
+
+
+@pytest.mark.parametrize("backend", [None, "", "no", "NO"])
+def test_without_a_launcher_backend_the_config_decides(backend: str | None):
+    cfg = load_config(CE_CIFAR10)
+    train_script.apply_launcher_compile(cfg, backend)
+    assert not cfg.compile
+    assert load_config(CE_CIFAR10, ["compile=true"]).compile
+
+
+def test_a_launcher_backend_other_than_inductor_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"--dynamo_backend aot_eager: ltzoo compiles with inductor only; pass "):
+        train_script.apply_launcher_compile(load_config(CE_CIFAR10), "aot_eager")
 
 
 @pytest.fixture(scope="module")
@@ -112,36 +134,111 @@ def test_a_compiled_run_killed_after_its_first_epoch_resumes_to_bitwise_equal_we
 
 
 @pytest.mark.slow
-def test_compiled_training_follows_eager_training_to_float_rounding(tmp_path: Path, tiny_cifar_root: Path,
-                                                                    compiled_run: tuple[Path, Path, str]):
-    eager = train(CE_CIFAR10, *TWO_EPOCHS, "--no-export", f"data.root={tiny_cifar_root}", run_dir=tmp_path / "run")
-    assert eager.returncode == 0, explain(eager)
-    compiled = load_file(compiled_run[0] / FINAL / "model.safetensors")
-    plain = load_file(tmp_path / "run" / FINAL / "model.safetensors")
-    gap = max((compiled[k].double() - v.double()).abs().max().item() for k, v in plain.items())
-    assert gap < EAGER_GAP
+def test_accelerate_launchs_inductor_backend_trains_compiled_and_saves_the_plain_models_keys(tmp_path: Path,
+                                                                                            tiny_cifar_root: Path):
+    """`accelerate launch --dynamo_backend inductor` (or an accelerate config that sets it) used to make accelerate
+    compile the model in `prepare`, and every checkpoint and export then named its weights `_orig_mod.<name>`."""
+    run_dir = tmp_path / "run"
+    command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--num_processes", "1",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "inductor",
+               *train_command(CE_CIFAR10, *test_training.TINY_CIFAR, f"data.root={tiny_cifar_root}",
+                              run_dir=run_dir, release_dir=tmp_path / "releases")[1:]]
+    result = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, explain(result)
+    plain = ltzoo.create_model("resnet32_ce_cifar10_lt.if100").state_dict().keys()
+    assert load_file(checkpoint(run_dir, 0) / "model.safetensors").keys() == plain
+    release = tmp_path / "releases" / "resnet32_ce_cifar10_lt.if100"
+    assert load_file(release / "model.safetensors").keys() == plain
+    meta = json.loads((checkpoint(run_dir, 0) / "meta.json").read_text())
+    assert meta["history"][0]["hardware"].endswith(", torch.compile")
+
+
+# --- compiled against eager: float rounding, as large as eager's own between memory formats ---------------------------
+# Measured here (AVX2, fp32, one thread): after the first CE step the largest weight difference from eager
+# (channels_last) is 5.9e-5 compiled and 6.1e-5 eager in NCHW; rounding differences grow as a tiny random-init run
+# trains (2.7e-2 on the parameters after 6 steps, either way). The bound: never more than ROUNDING_FACTOR times
+# eager's own memory-format gap.
+ROUNDING_FACTOR = 3.0
+VARIANTS = ("eager", "compiled", "nchw")  # eager channels_last (the configs' default), compiled, eager NCHW
+
+
+@pytest.fixture
+def fresh_dynamo(one_torch_thread: None) -> Iterator[None]:
+    """Each model compiled afresh: dynamo's caches emptied before and after (a full cache would run it eagerly)."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def ce_trajectory(variant: str, data_root: Path) -> list[dict[str, torch.Tensor]]:
+    """The weights after each of the 6 steps of TWO_EPOCHS of CE, built as train.py builds its run."""
+    layout = ["channels_last=false"] if variant == "nchw" else []
+    cfg = load_config(CE_CIFAR10, [*TWO_EPOCHS, f"data.root={data_root}", *layout])
+    set_seed(cfg.seed)
+    data = build_data(cfg, ltzoo.registry.get_pretrained_cfg(cfg.full_name), 0, 1, torch.device("cpu"))
+    method = build_config_method(cfg, data.class_counts)
+    loader = data.make_train(method)
+    model = build_training_model(cfg, method)
+    optimizer = build_optimizer(cfg, model)
+    schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
+    train_model = torch.compile(model) if variant == "compiled" else model
+    states = []
+    for epoch in range(cfg.epochs):
+        loader.set_epoch(epoch)
+        method.on_epoch_start(epoch)
+        train_model.train()
+        for i, batch in enumerate(loader):
+            set_lr(optimizer, schedule.lr_at(epoch, i, len(loader)))
+            loss, _ = method.training_step(train_model, batch, epoch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            states.append({k: v.detach().double().clone() for k, v in model.state_dict().items()})
+    return states
+
+
+def largest_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
 @pytest.mark.slow
-def test_a_compiled_concutmix_step_trains_every_part_as_the_eager_step(one_torch_thread: None):
+def test_compiled_ce_training_departs_from_eager_no_more_than_eager_does_between_memory_formats(
+        fresh_dynamo: None, tiny_cifar_root: Path):
+    eager, compiled, nchw = (ce_trajectory(variant, tiny_cifar_root) for variant in VARIANTS)
+    assert len(eager) == 6
+    for step, (reference, ours, other_layout) in enumerate(zip(eager, compiled, nchw)):
+        gap, layout_gap = largest_difference(ours, reference), largest_difference(other_layout, reference)
+        assert gap <= ROUNDING_FACTOR * layout_gap, f"step {step}: {gap:.3e} against {layout_gap:.3e}"
+    assert largest_difference(compiled[0], eager[0]) < 1e-3  # the first step: nothing to amplify rounding yet
+
+
+@pytest.mark.slow
+def test_a_compiled_concutmix_step_trains_every_part_as_the_eager_step(fresh_dynamo: None):
     """A method with training heads, reached through the compiled wrapper (`ltzoo.methods.base.unwrap`): the
-    forced-CutMix step with rectification gives the eager step's loss and gradients to float rounding."""
+    forced-CutMix step with rectification gives the eager step's loss and gradients to float rounding (gradients of
+    biases that a BatchNorm follows are rounding noise about zero: compared whole, not one by one)."""
     labels = np.repeat(np.arange(4), [6, 4, 3, 3])
     images = np.random.default_rng(0).integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8)
     train_set = TrainSet(labels, 8, 0, test_concutmix.MEAN, test_concutmix.STD, images=images)
-    steps = []
-    for compiled in (False, True):
+    steps = {}
+    for variant in VARIANTS:
         method = test_concutmix.method_for(train_set, cutmix_prob=1.0, warm_epoch=0)
-        model = test_concutmix.tiny_model(method).to(memory_format=torch.channels_last)
+        model = test_concutmix.tiny_model(method)
         batch = test_concutmix.first_batch(method, train_set, epoch=1)
-        loss, logs = method.training_step(torch.compile(model) if compiled else model, batch, epoch=1)
+        layout = torch.contiguous_format if variant == "nchw" else torch.channels_last
+        model = model.to(memory_format=layout)
+        batch = batch._replace(images=tuple(view.contiguous(memory_format=layout) for view in batch.images))
+        loss, logs = method.training_step(torch.compile(model) if variant == "compiled" else model, batch, epoch=1)
         loss.backward()
-        steps.append((loss.detach(), {name: p.grad for name, p in model.named_parameters() if p.grad is not None}))
-    (eager_loss, eager_grads), (loss, grads) = steps
+        grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+        steps[variant] = loss.detach(), logs, grads
+    (eager_loss, _, eager_grads), (loss, logs, grads), (_, _, nchw_grads) = (steps[v] for v in VARIANTS)
     assert torch.isfinite(loss) and set(logs) == {"loss", "ce", "bcl"}
     assert grads.keys() == eager_grads.keys()
     for name in ("fc.weight", "train_heads.head.net.0.weight", "train_heads.head_fc.net.0.weight", "conv1.weight"):
         assert grads[name].abs().sum() > 0, name
     torch.testing.assert_close(loss, eager_loss, rtol=1e-5, atol=0)
-    for name, grad in grads.items():  # relative to each gradient's size: the step's direction is eager's
-        assert (grad - eager_grads[name]).norm() <= 1e-3 * eager_grads[name].norm() + 1e-6, name
+    flat = {variant: torch.cat([g.flatten() for g in step.values()])
+            for variant, step in (("eager", eager_grads), ("compiled", grads), ("nchw", nchw_grads))}
+    gap, layout_gap = ((flat[v] - flat["eager"]).norm().item() for v in ("compiled", "nchw"))
+    assert gap <= ROUNDING_FACTOR * layout_gap and gap <= 1e-2 * flat["eager"].norm().item()

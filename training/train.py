@@ -95,6 +95,23 @@ def apply_launcher_precision(cfg: TrainConfig, launcher: str | None) -> None:
     cfg.precision = "bf16"
 
 
+LAUNCHER_DYNAMO = "ACCELERATE_DYNAMO_BACKEND"  # how `accelerate launch --dynamo_backend X` (or its config) reaches it
+
+
+def apply_launcher_compile(cfg: TrainConfig, launcher: str | None) -> None:
+    """Honour `accelerate launch --dynamo_backend inductor` as `compile: true` (its other dynamo settings are not
+    read); other backends are refused. The run compiles the model itself (its Accelerator is told 'no'): accelerate's
+    own wrapper would reach checkpoints and exports through `unwrap_model`, whose state dict names every weight
+    `_orig_mod.<name>`."""
+    backend = (launcher or "no").lower()
+    if backend == "no":
+        return
+    if backend != "inductor":
+        raise ConfigError(f"accelerate launch --dynamo_backend {launcher}: ltzoo compiles with inductor only; pass "
+                          "--dynamo_backend inductor, or compile=true")
+    cfg.compile = True
+
+
 def precision_notice(cfg: TrainConfig, launcher: str | None) -> str | None:
     """The line that says the launcher's 'no' did not make this run fp32, where the config trains bf16."""
     if launcher == "no" and mixed_precision(cfg) == "bf16":
@@ -286,6 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cfg = load_config(args.config, args.overrides)
         apply_launcher_precision(cfg, os.environ.get(LAUNCHER_PRECISION))
+        apply_launcher_compile(cfg, os.environ.get(LAUNCHER_DYNAMO))
         registry.resolve(cfg.full_name)  # a zoo entry, or an error naming the closest ones
         schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
         resume_from = find_resume(cfg, args.resume)
@@ -302,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         # launchers (`accelerate launch --multi_gpu`, `torchrun`) instead of N unrelated single-process runs
         cpu=not torch.cuda.is_available(),
         mixed_precision=mixed_precision(cfg), log_with="tensorboard",
+        dynamo_backend="no",  # `compile` decides, and the run compiles the model itself (apply_launcher_compile)
         # methods whose training-only heads sit out some iterations (e.g. SMCL's plain steps) leave them unused
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tb")),
