@@ -153,6 +153,24 @@ def test_accelerate_launchs_inductor_backend_trains_compiled_and_saves_the_plain
     assert meta["history"][0]["hardware"].endswith(", torch.compile")
 
 
+@pytest.mark.slow
+def test_two_gloo_processes_train_compiled_to_the_same_weights(tmp_path: Path, tiny_cifar_root: Path):
+    """`torch.compile` over the DistributedDataParallel wrapper (dynamo splits the graph at DDP's gradient buckets),
+    as test_training's two-process run launches it."""
+    command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               *train_command(CE_CIFAR10, "epochs=2", "data.subset=256", "data.batch_size=64", "compile=true",
+                              f"data.root={tiny_cifar_root}", "--no-export", run_dir=tmp_path / "run")[1:]]
+    result = subprocess.run(command, cwd=ROOT, env={**_env(), "ACCELERATE_USE_CPU": "1"}, capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, explain(result)
+    lines = sorted(digests(result.stdout + result.stderr))
+    assert [(rank, world) for rank, world, *_ in lines] == [(0, 2), (1, 2)], explain(result)
+    assert lines[0][2] == lines[1][2]
+    assert load_file(checkpoint(tmp_path / "run", 1) / "model.safetensors").keys() == \
+        ltzoo.create_model("resnet32_ce_cifar10_lt.if100").state_dict().keys()
+
+
 # --- compiled against eager: float rounding, as large as eager's own between memory formats ---------------------------
 # Measured here (AVX2, fp32, one thread): after the first CE step the largest weight difference from eager
 # (channels_last) is 5.9e-5 compiled and 6.1e-5 eager in NCHW; rounding differences grow as a tiny random-init run
