@@ -113,7 +113,8 @@ def test_a_compiled_run_checkpoints_and_exports_the_plain_models_keys(compiled_r
 def test_a_compiled_run_killed_after_its_first_epoch_resumes_to_bitwise_equal_weights(
         tmp_path: Path, tiny_cifar_root: Path, compiled_run: tuple[Path, Path, str]):
     """SIGKILLed as the second epoch's checkpoint starts to be written (the first is whole), then `--resume auto`:
-    the resumed process compiles afresh and ends with the uninterrupted run's weights and optimizer state."""
+    a new process (its own compile, or inductor's cache of it) ends with the uninterrupted run's weights and
+    optimizer state."""
     reference, _, reference_stdout = compiled_run
     run_dir = tmp_path / "run"
     args = [*TWO_EPOCHS, "compile=true", f"data.root={tiny_cifar_root}"]
