@@ -34,7 +34,7 @@ from ltzoo.scheduler import build_scheduler, set_lr
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package
 from training import train as train_script  # noqa: E402
 from training.builders import build_config_method, build_optimizer, build_training_model  # noqa: E402
-from training.config import ConfigError, load_config  # noqa: E402
+from training.config import load_config  # noqa: E402
 from training.data import build_data  # noqa: E402
 from training.provenance import extend_history  # noqa: E402
 
@@ -70,9 +70,13 @@ def test_without_a_launcher_backend_the_config_decides(backend: str | None):
     assert load_config(CE_CIFAR10, ["compile=true"]).compile
 
 
-def test_a_launcher_backend_other_than_inductor_is_refused_in_one_line():
-    with pytest.raises(ConfigError, match=r"--dynamo_backend aot_eager: ltzoo compiles with inductor only; pass "):
-        train_script.apply_launcher_compile(load_config(CE_CIFAR10), "aot_eager")
+def test_a_launcher_backend_other_than_inductor_stops_the_run_in_one_line(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(train_script.LAUNCHER_DYNAMO, "aot_eager")
+    with pytest.raises(SystemExit, match=r"^error: accelerate launch --dynamo_backend aot_eager: ltzoo compiles with "
+                                         r"inductor only; pass --dynamo_backend inductor, or compile=true$"):
+        train_script.main(["--config", str(CE_CIFAR10), f"run_dir={tmp_path / 'run'}"])
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.fixture(scope="module")
