@@ -95,6 +95,23 @@ def apply_launcher_precision(cfg: TrainConfig, launcher: str | None) -> None:
     cfg.precision = "bf16"
 
 
+LAUNCHER_DYNAMO = "ACCELERATE_DYNAMO_BACKEND"  # how `accelerate launch --dynamo_backend X` (or its config) reaches it
+
+
+def apply_launcher_compile(cfg: TrainConfig, launcher: str | None) -> None:
+    """Honour `accelerate launch --dynamo_backend inductor` as `compile: true` (its other dynamo settings are not
+    read); other backends are refused. The run compiles the model itself (its Accelerator is told 'no'): accelerate's
+    own wrapper would reach checkpoints and exports through `unwrap_model`, whose state dict names every weight
+    `_orig_mod.<name>`."""
+    backend = (launcher or "no").lower()
+    if backend == "no":
+        return
+    if backend != "inductor":
+        raise ConfigError(f"accelerate launch --dynamo_backend {launcher}: ltzoo compiles with inductor only; pass "
+                          "--dynamo_backend inductor, or compile=true")
+    cfg.compile = True
+
+
 def precision_notice(cfg: TrainConfig, launcher: str | None) -> str | None:
     """The line that says the launcher's 'no' did not make this run fp32, where the config trains bf16."""
     if launcher == "no" and mixed_precision(cfg) == "bf16":
@@ -268,14 +285,17 @@ def weights_digest(model: torch.nn.Module) -> str:
     return hashlib.sha256(save(weights, metadata={"format": "pt"})).hexdigest()
 
 
-def hardware(accelerator: Accelerator) -> str:
-    """What runs the epochs, precision included: a run resumed where any of it differs starts a new history segment
-    (`precision: auto` is bf16 only where the CPU has it natively)."""
+def hardware(accelerator: Accelerator, compiled: bool = False) -> str:
+    """What runs the epochs, precision and `torch.compile` included: a run resumed where any of it differs starts a
+    new history segment (`precision: auto` is bf16 only where the CPU has it natively; compiled kernels round
+    differently from eager ones, so the model card says which epochs ran compiled)."""
+    compile_note = ", torch.compile" if compiled else ""
     if torch.cuda.is_available():
-        return f"{accelerator.num_processes} × {torch.cuda.get_device_name()}, {precision_name(accelerator)}"
+        return (f"{accelerator.num_processes} × {torch.cuda.get_device_name()}, {precision_name(accelerator)}"
+                f"{compile_note}")
     cpu = platform.processor() or platform.machine()
     return (f"{accelerator.num_processes} process(es) on {cpu} CPU, {torch.get_num_threads()} threads, "
-            f"{precision_name(accelerator)}")
+            f"{precision_name(accelerator)}{compile_note}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -283,6 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cfg = load_config(args.config, args.overrides)
         apply_launcher_precision(cfg, os.environ.get(LAUNCHER_PRECISION))
+        apply_launcher_compile(cfg, os.environ.get(LAUNCHER_DYNAMO))
         registry.resolve(cfg.full_name)  # a zoo entry, or an error naming the closest ones
         schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
         resume_from = find_resume(cfg, args.resume)
@@ -299,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         # launchers (`accelerate launch --multi_gpu`, `torchrun`) instead of N unrelated single-process runs
         cpu=not torch.cuda.is_available(),
         mixed_precision=mixed_precision(cfg), log_with="tensorboard",
+        dynamo_backend="no",  # `compile` decides, and the run compiles the model itself (apply_launcher_compile)
         # methods whose training-only heads sit out some iterations (e.g. SMCL's plain steps) leave them unused
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tb")),
@@ -341,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
         start_epoch, elapsed, selection = meta["epoch"] + 1, meta["elapsed_s"], meta.get("selection")
         history = meta.get("history")  # None: a checkpoint from before runs recorded their history
         accelerator.print(f"resumed from {resume_from} (epoch {start_epoch} done)")
-    history = extend_history(history, code_revision(), hardware(accelerator), start_epoch + 1, cfg.epochs)
+    history = extend_history(history, code_revision(), hardware(accelerator, cfg.compile), start_epoch + 1, cfg.epochs)
     accelerator.init_trackers("train", config={"config": args.config, "fingerprint": cfg.fingerprint()})
     accelerator.print(f"{cfg.full_name}: {len(train_loader)} iterations/epoch, "
                       f"precision {precision_name(accelerator)}, data: {data.source}")
