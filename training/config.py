@@ -76,8 +76,8 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 where native), bf16, fp32
     channels_last: bool = True
     # train through torch.compile(model): evaluation, checkpoints and exports use the plain model (its own keys);
-    # resume stays bitwise exact, but compiled weights are eager's only to float rounding, so it is off by default
-    # and recorded in the run's history (not the fingerprint), as hardware is (README "Rebuild any checkpoint")
+    # resume stays bitwise exact, but compiled weights are eager's only to float rounding and a CPU step measured no
+    # faster, so it is off by default; recorded in the run's history (not the fingerprint), as hardware is (README)
     compile: bool = False
     eval_every: int = 10
     select: str = "last"  # the exported epoch: the last, or the best top-1 on the val split (every eval_every epochs)
