@@ -24,7 +24,18 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_training import CE_CIFAR10, ROOT, TIMEOUT, _env, checkpoint, digests, explain, train, train_command
+from test_training import (
+    CE_CIFAR10,
+    ROOT,
+    TIMEOUT,
+    _env,
+    checkpoint,
+    digests,
+    explain,
+    train,
+    train_command,
+    two_gloo_processes,
+)
 from test_training_faults import KILLING_MAIN, STEPS_PER_SAVE
 
 import ltzoo
@@ -162,15 +173,7 @@ def test_accelerate_launchs_inductor_backend_trains_compiled_and_saves_the_plain
 def test_two_gloo_processes_train_compiled_to_the_same_weights(tmp_path: Path, tiny_cifar_root: Path):
     """`torch.compile` over the DistributedDataParallel wrapper (dynamo splits the graph at DDP's gradient buckets),
     as test_training's two-process run launches it."""
-    command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               *train_command(CE_CIFAR10, "epochs=2", "data.subset=256", "data.batch_size=64", "compile=true",
-                              f"data.root={tiny_cifar_root}", "--no-export", run_dir=tmp_path / "run")[1:]]
-    result = subprocess.run(command, cwd=ROOT, env={**_env(), "ACCELERATE_USE_CPU": "1"}, capture_output=True,
-                            text=True, timeout=TIMEOUT)
-    assert result.returncode == 0, explain(result)
-    lines = sorted(digests(result.stdout + result.stderr))
-    assert [(rank, world) for rank, world, *_ in lines] == [(0, 2), (1, 2)], explain(result)
+    _, lines = two_gloo_processes(tmp_path / "run", tiny_cifar_root, "compile=true")
     assert lines[0][2] == lines[1][2]
     assert load_file(checkpoint(tmp_path / "run", 1) / "model.safetensors").keys() == \
         ltzoo.create_model("resnet32_ce_cifar10_lt.if100").state_dict().keys()

@@ -272,21 +272,28 @@ def test_resume_after_a_kill_is_bitwise_exact(tmp_path: Path, tiny_cifar_root: P
     assert [segment["from_epoch"] for segment in meta_b["history"]] == [1]  # same code and hardware throughout
 
 
+def two_gloo_processes(run_dir: Path, data_root: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, list]:
+    """Two epochs of CE on 256 images at global batch 64 in two CPU processes over gloo; (the finished run, each
+    rank's sorted digest line), after checking both ranks reported."""
+    command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               *train_command(CE_CIFAR10, "epochs=2", "data.subset=256", "data.batch_size=64", *overrides,
+                              f"data.root={data_root}", "--no-export", run_dir=run_dir)[1:]]
+    result = subprocess.run(command, cwd=ROOT, env={**_env(), "ACCELERATE_USE_CPU": "1"}, capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, explain(result)
+    lines = sorted(digests(result.stdout + result.stderr))
+    assert [(rank, world) for rank, world, *_ in lines] == [(0, 2), (1, 2)], explain(result)
+    return result, lines
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_train_the_same_weights_with_the_configs_global_batch(tmp_path: Path,
                                                                                   tiny_cifar_root: Path):
     """Two CPU processes over gloo. With accelerate 1.x `accelerate launch --cpu --num_processes 2` starts ONE
     process (its simple launcher ignores the count); the torchrun launcher (`--multi_gpu`) with ACCELERATE_USE_CPU=1
     gives two processes that Accelerator runs as MULTI_CPU over gloo."""
-    command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               *train_command(CE_CIFAR10, "epochs=2", "data.subset=256", "data.batch_size=64",
-                              f"data.root={tiny_cifar_root}", "--no-export", run_dir=tmp_path / "run")[1:]]
-    result = subprocess.run(command, cwd=ROOT, env={**_env(), "ACCELERATE_USE_CPU": "1"}, capture_output=True,
-                            text=True, timeout=TIMEOUT)
-    assert result.returncode == 0, explain(result)
-    lines = sorted(digests(result.stdout + result.stderr))
-    assert [(rank, world) for rank, world, *_ in lines] == [(0, 2), (1, 2)], explain(result)
+    result, lines = two_gloo_processes(tmp_path / "run", tiny_cifar_root)
     assert lines[0][2] == lines[1][2]  # DDP kept both replicas bitwise identical
     assert [(per_rank, n) for *_, per_rank, n in lines] == [(32, 2), (32, 2)]  # 32 x 2 = the config's 64
     assert "4 iterations/epoch" in result.stdout, explain(result)  # 256 images / global batch 64
