@@ -31,11 +31,9 @@ from accelerate.utils import set_seed
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ltzoo import registry  # noqa: E402
-from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
-from training.builders import build_config_method, build_optimizer, build_training_model  # noqa: E402
+from ltzoo.scheduler import build_scheduler  # noqa: E402
+from training.builders import build_run, train_step  # noqa: E402
 from training.config import load_config  # noqa: E402
-from training.data import build_data  # noqa: E402
 
 CONFIGS = ROOT / "training" / "configs"
 # every CIFAR-10-LT (IF 100) recipe with a config; DSCL's probe stage needs its first stage's weights and is left out
@@ -72,11 +70,8 @@ def one_epoch(recipe: str, device: torch.device, epoch: int, max_steps: int | No
     config = CONFIGS / f"resnet32_{recipe}_cifar10_lt.if100.yaml"
     cfg = load_config(config, overrides)
     set_seed(cfg.seed)  # as train.py: the same initial weights for eager and compiled
-    data = build_data(cfg, registry.get_pretrained_cfg(cfg.full_name), 0, 1, device)
-    method = build_config_method(cfg, data.class_counts)
-    loader = data.make_train(method)
-    model = build_training_model(cfg, method).to(device)
-    optimizer = build_optimizer(cfg, model)
+    run = build_run(cfg, device)
+    method, loader, model = run.method, run.loader, run.model
     schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
     train_model = torch.compile(model) if compile_model else model
     bf16 = device.type == "cuda"
@@ -92,12 +87,8 @@ def one_epoch(recipe: str, device: torch.device, epoch: int, max_steps: int | No
         if i == min(WARMUP, steps - 1):
             sync(device)
             start, images = time.perf_counter(), 0
-        set_lr(optimizer, schedule.lr_at(epoch, i, iters))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = method.training_step(train_model, batch, epoch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss, _ = train_step(method, train_model, run.optimizer, batch, epoch, schedule.lr_at(epoch, i, iters),
+                             lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16))
         losses.append(loss.detach())
         images += batch.labels.shape[0]
     sync(device)

@@ -40,13 +40,12 @@ from test_training_faults import KILLING_MAIN, STEPS_PER_SAVE
 
 import ltzoo
 from ltzoo.methods import TrainSet
-from ltzoo.scheduler import build_scheduler, set_lr
+from ltzoo.scheduler import build_scheduler
 
 sys.path.insert(0, str(ROOT))  # `training` is a folder of scripts beside the package
 from training import train as train_script  # noqa: E402
-from training.builders import build_config_method, build_optimizer, build_training_model  # noqa: E402
+from training.builders import build_run, train_step  # noqa: E402
 from training.config import load_config  # noqa: E402
-from training.data import build_data  # noqa: E402
 from training.provenance import extend_history  # noqa: E402
 
 tiny_cifar_root = test_training.tiny_cifar_root  # the module-scoped fixture: a CIFAR-10 root with a small test split
@@ -197,29 +196,21 @@ def fresh_dynamo(one_torch_thread: None) -> Iterator[None]:
 
 
 def ce_trajectory(variant: str, data_root: Path) -> list[dict[str, torch.Tensor]]:
-    """The weights after each of the 6 steps of TWO_EPOCHS of CE, built as train.py builds its run."""
+    """The weights after each of the 6 steps of TWO_EPOCHS of CE, built and stepped as train.py builds and steps."""
     layout = ["channels_last=false"] if variant == "nchw" else []
     cfg = load_config(CE_CIFAR10, [*TWO_EPOCHS, f"data.root={data_root}", *layout])
     set_seed(cfg.seed)
-    data = build_data(cfg, ltzoo.registry.get_pretrained_cfg(cfg.full_name), 0, 1, torch.device("cpu"))
-    method = build_config_method(cfg, data.class_counts)
-    loader = data.make_train(method)
-    model = build_training_model(cfg, method)
-    optimizer = build_optimizer(cfg, model)
+    run = build_run(cfg, torch.device("cpu"))
     schedule = build_scheduler(cfg.schedule, cfg.optim.lr, cfg.epochs)
-    train_model = torch.compile(model) if variant == "compiled" else model
+    train_model = torch.compile(run.model) if variant == "compiled" else run.model
     states = []
     for epoch in range(cfg.epochs):
-        loader.set_epoch(epoch)
-        method.on_epoch_start(epoch)
+        run.loader.set_epoch(epoch)
+        run.method.on_epoch_start(epoch)
         train_model.train()
-        for i, batch in enumerate(loader):
-            set_lr(optimizer, schedule.lr_at(epoch, i, len(loader)))
-            loss, _ = method.training_step(train_model, batch, epoch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            states.append({k: v.detach().double().clone() for k, v in model.state_dict().items()})
+        for i, batch in enumerate(run.loader):
+            train_step(run.method, train_model, run.optimizer, batch, epoch, schedule.lr_at(epoch, i, len(run.loader)))
+            states.append({k: v.detach().double().clone() for k, v in run.model.state_dict().items()})
     return states
 
 

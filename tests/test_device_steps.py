@@ -26,11 +26,12 @@ from ltzoo.data.loader import ArrayLoader
 from ltzoo.methods import TrainSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.builders import build_config_method, build_training_model  # noqa: E402
+from training.builders import build_config_method, build_training_model, train_step  # noqa: E402
 from training.config import load_config  # noqa: E402
 
 META = torch.device("meta")
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
+LR = 0.1
 # options that put each method's every branch (mixing, rectified labels, DRW, queue reads) in the first steps
 BRANCHES = {
     "ce": [], "ce_drw": ["method.drw_start=0"], "ldam_drw": ["method.drw_start=0"], "bsce": [], "bcl": [],
@@ -90,15 +91,12 @@ def run_steps(recipe: str, *overrides: str, steps: int = 1, read_loss: bool = Fa
     model = build_training_model(cfg, method).to(META)
     loader = ArrayLoader(images, labels, 16, method.cifar_transform(CIFAR_MEAN, CIFAR_STD), seed=cfg.seed,
                          drop_last=method.drop_last, device=META)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=5e-4)
     loader.set_epoch(1)
     method.on_epoch_start(1)
     with BlockingCopies() as copies:
         for _, batch in zip(range(steps), loader):
-            loss, logs = method.training_step(model, batch, 1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, logs = train_step(method, model, optimizer, batch, 1, LR)
             if read_loss:
                 loss.item()
     assert copies.seen == [], f"host-to-device copies that wait: {copies.seen}"

@@ -37,11 +37,10 @@ from ltzoo.evaluate import evaluate  # noqa: E402
 from ltzoo.hub import WEIGHTS_NAME, WeightsError, load_safetensors, sha256_file  # noqa: E402
 from ltzoo.methods import TrainingMethod  # noqa: E402
 from ltzoo.precision import default_amp  # noqa: E402
-from ltzoo.scheduler import build_scheduler, set_lr  # noqa: E402
+from ltzoo.scheduler import build_scheduler  # noqa: E402
 from training import checkpoint  # noqa: E402
-from training.builders import build_config_method, build_optimizer, build_training_model  # noqa: E402
+from training.builders import build_run, train_step  # noqa: E402
 from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
-from training.data import build_data  # noqa: E402
 from training.export import (  # noqa: E402
     ROOT,
     check_overwrite,
@@ -329,27 +328,14 @@ def main(argv: list[str] | None = None) -> None:
     notice = precision_notice(cfg, os.environ.get(LAUNCHER_PRECISION))
     if notice:
         accelerator.print(notice)
-    pretrained_cfg = registry.get_pretrained_cfg(cfg.full_name)
     try:
-        data = build_data(cfg, pretrained_cfg, accelerator.process_index, accelerator.num_processes,
-                          accelerator.device)
-        method = build_config_method(cfg, data.class_counts)
+        run = build_run(cfg, accelerator.device, accelerator.process_index, accelerator.num_processes)
     except (FileNotFoundError, ValueError) as e:
         explain = getattr(e, "explain", None)  # DatasetNotFoundError: its fixes in a training config's terms
         raise SystemExit(f"error: {explain('set data.root=<folder>') if explain else e}") from None
-    train_loader = data.make_train(method)
-    if len(train_loader) == 0:  # a method that drops the last smaller batch (DSCL) has no step on fewer images
-        raise SystemExit(f"error: the {int(data.class_counts.sum())} training images make no full batch of "
-                         f"{cfg.data.batch_size} for {cfg.method['name']} (it drops the last smaller batch); "
-                         "lower data.batch_size or raise data.subset")
-
-    try:
-        model = build_training_model(cfg, method)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
-    heads_spec = method.heads_spec(model.head_hidden_size)
-    optimizer = build_optimizer(cfg, model)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    data, method, train_loader = run.data, run.method, run.loader
+    heads_spec = method.heads_spec(run.model.head_hidden_size)
+    model, optimizer = accelerator.prepare(run.model, run.optimizer)
     train_model = torch.compile(model) if cfg.compile else model
 
     start_epoch, elapsed, selection, history = 0, 0.0, None, []
@@ -381,13 +367,9 @@ def main(argv: list[str] | None = None) -> None:
                    leave=False)
         for i, batch in enumerate(bar):
             lr = schedule.lr_at(epoch, i, iters)
-            set_lr(optimizer, lr)
-            with accelerator.autocast():
-                loss, logs = method.training_step(train_model, batch, epoch)
+            loss, logs = train_step(method, train_model, optimizer, batch, epoch, lr, accelerator.autocast,
+                                    accelerator.backward)
             loss_value = loss.detach()
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            optimizer.step()
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
             if shown is not None:
