@@ -20,6 +20,7 @@ from training.sync_releases import (  # noqa: E402
     collect_seeds,
     config_changes,
     results_table,
+    run_precision,
     update_ablation_cards,
     update_release_folders,
 )
@@ -249,11 +250,12 @@ def test_each_method_is_compared_with_ce_and_with_the_method_it_builds_on(tmp_pa
     assert "Not above the method it builds on: `smcl` -0.50 against `ce_drw`." in table
 
 
-def seed_result(seeds: Path, seed: int, full: str, top1: float) -> None:
+def seed_result(seeds: Path, seed: int, full: str, top1: float, precision: str = "bf16") -> None:
     release(seeds / f"seed{seed}", full, metrics(top1), config={**CONFIG, "seed": seed})
     config_file = seeds / f"seed{seed}" / full / "config.json"
     config = json.loads(config_file.read_text())
     config["ltzoo"]["config"]["seed"] = seed
+    config["ltzoo"]["precision"] = precision
     config_file.write_text(json.dumps(config))
 
 
@@ -270,6 +272,35 @@ def test_other_seeds_give_a_mean_and_std_row_and_say_which_differences_are_noise
     assert row.count("`ltzoo validate resnet32_ce_drw_cifar10_lt.if100") == 3  # each seed's measuring command
     assert "Seed spread (sample std of top-1): `ce_drw` 1.00 (3 seeds)." in table
     assert "under twice the larger (2.00) are within the seed spread: `ce_drw` / `bsce` (0.50)." in table
+
+
+def test_seeds_trained_at_different_precisions_say_so_in_their_row_and_under_the_table(tmp_path: Path):
+    releases, seeds = tmp_path / "releases", tmp_path / "seeds"
+    release(releases, "resnet32_ce_drw_cifar10_lt.if100", metrics(70.0))  # bf16
+    seed_result(seeds, 1, "resnet32_ce_drw_cifar10_lt.if100", 71.0, precision="fp32")
+    seed_result(seeds, 2, "resnet32_ce_drw_cifar10_lt.if100", 72.0, precision="fp32")
+    table = results_table(collect(releases), collect_seeds(seeds))
+    assert "| ↳ seeds 0, 1, 2 (mean ± std; seed 0 bf16, seeds 1, 2 fp32) | 71.00 ± 1.00 |" in table
+    assert "so these spreads include the precision's effect as well as the seed's: `ce_drw` (seed 0 bf16, " in table
+
+
+def test_seeds_at_one_precision_name_none(tmp_path: Path):
+    releases, seeds = tmp_path / "releases", tmp_path / "seeds"
+    release(releases, "resnet32_ce_drw_cifar10_lt.if100", metrics(70.0))
+    seed_result(seeds, 1, "resnet32_ce_drw_cifar10_lt.if100", 71.0)
+    table = results_table(collect(releases), collect_seeds(seeds))
+    assert "| ↳ seeds 0, 1 (mean ± std) |" in table and "precision" not in table
+
+
+@pytest.mark.parametrize(("hardware", "expected"), [
+    ([], "bf16"),  # no history: the export's precision
+    (["1 process(es) on x86_64 CPU, 2 threads"], "bf16"),  # a segment from before the hardware named it
+    (["1 process(es) on x86_64 CPU, 2 threads, fp32", "1 × NVIDIA H100, fp32, torch.compile"], "fp32"),
+    (["1 process(es) on x86_64 CPU, 2 threads, bf16", "1 process(es) on x86_64 CPU, 2 threads, fp32"], "bf16+fp32"),
+])
+def test_a_runs_precision_is_every_precision_its_history_trained_in(hardware: list[str], expected: str):
+    history = [{"from_epoch": 1 + 50 * i, "revision": "abc", "hardware": h} for i, h in enumerate(hardware)]
+    assert run_precision({"precision": "bf16", "history": history}) == expected
 
 
 def test_sync_strips_machine_paths_from_release_and_ablation_configs(tmp_path: Path):

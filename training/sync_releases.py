@@ -28,6 +28,7 @@ METRIC_KEYS = ("top1", "top5", "many", "medium", "few", "ece")
 BOOKKEEPING = {"run_dir", "release_dir", "eval_every", "keep_checkpoints", "compile", "data.root", "data.num_workers"}
 
 SEEDS = ROOT / "results" / "seeds"
+PRECISIONS = ("bf16", "fp32")  # as training/train.py's precision_name writes them into a run's hardware
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, object]:
@@ -58,6 +59,14 @@ def config_changes(base: dict, variant: dict) -> str:
     return " ".join(f"{k}={json.dumps(b.get(k))}" for k in changed) or "(none)"
 
 
+def run_precision(meta: dict) -> str:
+    """The precision a run trained in: each history segment's where its hardware string names it (runs since the
+    precision was recorded there), else the exporting process's; "bf16+fp32" for a run resumed across both."""
+    named = [part for segment in meta.get("history") or [] for part in (segment.get("hardware") or "").split(", ")
+             if part in PRECISIONS]
+    return "+".join(sorted(set(named))) if named else meta["precision"]
+
+
 def ablations_of(full: str, release_config: dict, ablations_dir: Path) -> list[dict]:
     """The exported ablation runs of one release: variant name, config change, metrics and both commands."""
     found = []
@@ -84,7 +93,7 @@ def collect(releases_dir: Path, ablations_dir: Path = ABLATIONS) -> dict[str, di
             raise SystemExit(f"{config_file.parent}: model.safetensors does not match the sha256 in its config.json")
         metrics = {k: meta["metrics"][k] for k in METRIC_KEYS}
         table[full] = {"sha256": sha, "metrics": metrics, "validate_command": meta["validate_command"],
-                       "seed": meta["config"].get("seed", 0),
+                       "seed": meta["config"].get("seed", 0), "precision": run_precision(meta),
                        "ablations": ablations_of(full, meta["config"], ablations_dir)}
     return table
 
@@ -119,7 +128,7 @@ def update_ablation_cards(ablations_dir: Path) -> None:
 
 def collect_seeds(seeds_dir: Path = SEEDS) -> dict[str, list[dict]]:
     """Other seeds of a release (results/seeds/seed<k>/<name>.<tag>/, exported with `release_dir=`): per release,
-    each seed's number, metrics and validate command, seed order."""
+    each seed's number, metrics, validate command and precision, seed order."""
     found: dict[str, list[dict]] = {}
     for config_file in sorted(seeds_dir.glob(f"seed*/*/{CONFIG_NAME}")):
         meta = json.loads(config_file.read_text())["ltzoo"]
@@ -127,7 +136,7 @@ def collect_seeds(seeds_dir: Path = SEEDS) -> dict[str, list[dict]]:
             raise SystemExit(f"{config_file} has no measured metrics; run the export (training/export.py) first")
         found.setdefault(config_file.parent.name, []).append(
             {"seed": meta["config"]["seed"], "metrics": {k: meta["metrics"][k] for k in METRIC_KEYS},
-             "validate_command": meta["validate_command"]})
+             "validate_command": meta["validate_command"], "precision": run_precision(meta)})
     return found
 
 
@@ -149,6 +158,17 @@ def _delta(value: float, other: dict | None) -> str:
     return "–" if other is None else f"{value - other['metrics']['top1']:+.2f}"
 
 
+def _precisions(runs: list[dict]) -> str:
+    """'' when every seed trained at one precision; else which seeds ran at which ('seed 0 bf16, seeds 1, 2 fp32')."""
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        groups.setdefault(run["precision"], []).append(str(run["seed"]))
+    if len(groups) == 1:
+        return ""
+    return ", ".join(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)} {precision}"
+                     for precision, seeds in groups.items())
+
+
 def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[dict]]) -> list[str]:
     """One benchmark and imbalance factor: each release against CE and against the method it builds on, its
     ablations and its other seeds, then what the seed spread says about the differences."""
@@ -157,7 +177,7 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
     title = BENCHMARKS[dataset].title + (f", IF {factor:g}" if factor else f" ({tag})")
     out = [f"**{title}**", "", "| model | top-1 | many | medium | few | ECE | vs CE | vs its base "
            "| paper's top-1 (source) | measured with |", "|---|---|---|---|---|---|---|---|---|---|"]
-    below_base, stds = [], {}
+    below_base, stds, mixed = [], {}, []
     for full, rec in rows.items():
         method = registry.resolve(full)[0].method
         base = registry.METHODS[method].base
@@ -177,11 +197,15 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
                        f"`{ablation['validate_command']}` |")
         others = seeds.get(full, [])
         if others:
-            runs = [{"seed": rec["seed"], "metrics": m}, *others]
+            runs = [{"seed": rec["seed"], "metrics": m, "precision": rec["precision"]}, *others]
             cells = [_spread([r["metrics"][k] for r in runs]) for k in METRIC_KEYS if k != "top5"]
             stds[method] = (_std([r["metrics"]["top1"] for r in runs]), len(runs))
+            precisions = _precisions(runs)
+            if precisions:
+                mixed.append(f"`{method}` ({precisions})")
             commands = "<br>".join(f"`{o['validate_command']}`" for o in others)
-            out.append(f"| ↳ seeds {', '.join(str(r['seed']) for r in runs)} (mean ± std) | {' | '.join(cells)} | "
+            out.append(f"| ↳ seeds {', '.join(str(r['seed']) for r in runs)} (mean ± std"
+                       f"{'; ' + precisions if precisions else ''}) | {' | '.join(cells)} | "
                        f"– | – | – | `{rec['validate_command']}`<br>{commands} |")
     notes = []
     if stds:
@@ -194,6 +218,10 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
         notes.append(f"Seed spread (sample std of top-1): {spread}. "
                       f"Differences in top-1 under twice the larger ({limit:.2f}) are within the seed spread: "
                      + (", ".join(close) if close else "none") + ".")
+        if mixed:
+            notes.append("Seeds trained at different precisions (the machine decides: bf16 only where the CPU has it "
+                         "natively), so these spreads include the precision's effect as well as the seed's: "
+                         + "; ".join(mixed) + ".")
     if below_base:
         notes.append("Not above the method it builds on: " + "; ".join(below_base) + ".")
     return out + ([""] + notes if notes else [])
@@ -217,7 +245,8 @@ def main() -> None:
     update_release_folders(ROOT / "releases", table)
     update_ablation_cards(ABLATIONS)
     registry.RELEASES_FILE.write_text(json.dumps(
-        {full: {k: v for k, v in rec.items() if k not in ("ablations", "seed")} for full, rec in table.items()},
+        {full: {k: v for k, v in rec.items() if k not in ("ablations", "seed", "precision")}
+         for full, rec in table.items()},
         indent=2) + "\n")
     readme = ROOT / "README.md"
     text = readme.read_text()
