@@ -280,7 +280,8 @@ def test_seeds_trained_at_different_precisions_say_so_in_their_row_and_under_the
     seed_result(seeds, 1, "resnet32_ce_drw_cifar10_lt.if100", 71.0, precision="fp32")
     seed_result(seeds, 2, "resnet32_ce_drw_cifar10_lt.if100", 72.0, precision="fp32")
     table = results_table(collect(releases), collect_seeds(seeds))
-    assert "| ↳ seeds 0, 1, 2 (mean ± std; seed 0 bf16, seeds 1, 2 fp32) | 71.00 ± 1.00 |" in table
+    row = next(line for line in table.splitlines() if line.startswith("| ↳ seeds"))
+    assert "| 0.10 ± 0.00 | seed 0 bf16, seeds 1, 2 fp32 | – |" in row  # ECE's spread, then the precisions
     assert "so these spreads include the precision's effect as well as the seed's: `ce_drw` (seed 0 bf16, " in table
 
 
@@ -289,7 +290,21 @@ def test_seeds_at_one_precision_name_none(tmp_path: Path):
     release(releases, "resnet32_ce_drw_cifar10_lt.if100", metrics(70.0))
     seed_result(seeds, 1, "resnet32_ce_drw_cifar10_lt.if100", 71.0)
     table = results_table(collect(releases), collect_seeds(seeds))
-    assert "| ↳ seeds 0, 1 (mean ± std) |" in table and "precision" not in table
+    row = next(line for line in table.splitlines() if line.startswith("| ↳ seeds 0, 1 (mean ± std) |"))
+    assert "| 0.10 ± 0.00 | bf16 | – |" in row and "different precisions" not in table
+
+
+def test_each_row_names_its_precision_and_a_block_of_mixed_precisions_says_so(tmp_path: Path):
+    release(tmp_path, "resnet32_ce_cifar10_lt.if50", metrics(60.0))  # bf16
+    release(tmp_path, "resnet32_ce_drw_cifar10_lt.if50", metrics(65.0))
+    config_file = tmp_path / "resnet32_ce_drw_cifar10_lt.if50" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["ltzoo"]["history"] = [{"from_epoch": 1, "revision": "abc", "hardware": "1 process(es) on x86_64 CPU, fp32"}]
+    config_file.write_text(json.dumps(config))
+    table = results_table(collect(tmp_path))
+    ce_drw = next(line for line in table.splitlines() if line.startswith("| `resnet32_ce_drw"))
+    assert "| 0.10 | fp32 | +5.00 |" in ce_drw
+    assert "a difference between them includes the precision's effect: bf16: `ce`; fp32: `ce_drw`." in table
 
 
 @pytest.mark.parametrize(("hardware", "expected"), [

@@ -76,7 +76,7 @@ def ablations_of(full: str, release_config: dict, ablations_dir: Path) -> list[d
             raise SystemExit(f"{config_file} has no measured metrics; run the export (training/export.py) first")
         found.append({"variant": config_file.parent.parent.name,
                       "changes": config_changes(release_config, meta["config"]),
-                      "metrics": {k: meta["metrics"][k] for k in METRIC_KEYS},
+                      "metrics": {k: meta["metrics"][k] for k in METRIC_KEYS}, "precision": run_precision(meta),
                       "validate_command": meta["validate_command"], "train_command": meta["train_command"]})
     return found
 
@@ -175,8 +175,8 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
     by_method = {registry.resolve(full)[0].method: rec for full, rec in rows.items()}
     factor = BENCHMARKS[dataset].imb_factors.get(tag)
     title = BENCHMARKS[dataset].title + (f", IF {factor:g}" if factor else f" ({tag})")
-    out = [f"**{title}**", "", "| model | top-1 | many | medium | few | ECE | vs CE | vs its base "
-           "| paper's top-1 (source) | measured with |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out = [f"**{title}**", "", "| model | top-1 | many | medium | few | ECE | precision | vs CE | vs its base "
+           "| paper's top-1 (source) | measured with |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     below_base, stds, mixed = [], {}, []
     for full, rec in rows.items():
         method = registry.resolve(full)[0].method
@@ -188,12 +188,14 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
         if base in by_method and m["top1"] <= by_method[base]["metrics"]["top1"]:
             below_base.append(f"`{method}` {_delta(m['top1'], by_method[base])} against `{base}`")
         out.append(f"| `{full}` | {pct(m['top1'])} | {pct(m['many'])} | {pct(m['medium'])} | {pct(m['few'])} | "
-                   f"{pct(m['ece'])} | {_delta(m['top1'], by_method.get('ce')) if method != 'ce' else '–'} | "
+                   f"{pct(m['ece'])} | {rec['precision']} | "
+                   f"{_delta(m['top1'], by_method.get('ce')) if method != 'ce' else '–'} | "
                    f"{versus_base} | {f'{paper[0]} ({paper[1]})' if paper else '–'} | `{rec['validate_command']}` |")
         for ablation in rec["ablations"]:
             a = ablation["metrics"]
             out.append(f"| ↳ ablation `{ablation['variant']}`: {ablation['changes']} | {pct(a['top1'])} | "
-                       f"{pct(a['many'])} | {pct(a['medium'])} | {pct(a['few'])} | {pct(a['ece'])} | – | – | – | "
+                       f"{pct(a['many'])} | {pct(a['medium'])} | {pct(a['few'])} | {pct(a['ece'])} | "
+                       f"{ablation['precision']} | – | – | – | "
                        f"`{ablation['validate_command']}` |")
         others = seeds.get(full, [])
         if others:
@@ -204,9 +206,8 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
             if precisions:
                 mixed.append(f"`{method}` ({precisions})")
             commands = "<br>".join(f"`{o['validate_command']}`" for o in others)
-            out.append(f"| ↳ seeds {', '.join(str(r['seed']) for r in runs)} (mean ± std"
-                       f"{'; ' + precisions if precisions else ''}) | {' | '.join(cells)} | "
-                       f"– | – | – | `{rec['validate_command']}`<br>{commands} |")
+            out.append(f"| ↳ seeds {', '.join(str(r['seed']) for r in runs)} (mean ± std) | {' | '.join(cells)} | "
+                       f"{precisions or rec['precision']} | – | – | – | `{rec['validate_command']}`<br>{commands} |")
     notes = []
     if stds:
         limit = 2 * max(std for std, _ in stds.values())
@@ -222,6 +223,13 @@ def _block(dataset: str, tag: str, rows: dict[str, dict], seeds: dict[str, list[
             notes.append("Seeds trained at different precisions (the machine decides: bf16 only where the CPU has it "
                          "natively), so these spreads include the precision's effect as well as the seed's: "
                          + "; ".join(mixed) + ".")
+    by_precision: dict[str, list[str]] = {}
+    for method, rec in by_method.items():
+        by_precision.setdefault(rec["precision"], []).append(f"`{method}`")
+    if len(by_precision) > 1:
+        notes.append("Releases here trained at different precisions (the machine decides: bf16 only where the CPU "
+                     "has it natively), so a difference between them includes the precision's effect: "
+                     + "; ".join(f"{p}: {', '.join(ms)}" for p, ms in by_precision.items()) + ".")
     if below_base:
         notes.append("Not above the method it builds on: " + "; ".join(below_base) + ".")
     return out + ([""] + notes if notes else [])
