@@ -101,6 +101,15 @@ def test_status_shows_a_running_line_with_its_epoch_and_eta(tmp_path):
     assert line.startswith("running") and "epoch 50/200, 50.0 s/epoch, ETA 2.1 h; pid 4242" in line
 
 
+def test_the_eta_runs_at_the_rate_of_the_latest_epochs_not_the_runs_mean(tmp_path):
+    overrides = [f"run_dir={tmp_path}/run", f"release_dir={tmp_path}/out"]
+    items = write_queue(tmp_path, " ".join([CE_IF50, *overrides]))
+    checkpoint(tmp_path / "run", CE_IF50, overrides, epoch=48, elapsed_s=7000.0)  # early epochs shared the machine
+    checkpoint(tmp_path / "run", CE_IF50, overrides, epoch=49, elapsed_s=7050.0)
+    (line,) = queue.status_lines(items)
+    assert "epoch 50/200, 50.0 s/epoch, ETA 2.1 h" in line
+
+
 def test_status_shows_a_stopped_run_as_paused_and_a_new_one_as_waiting(tmp_path):
     overrides = [f"run_dir={tmp_path}/run", f"release_dir={tmp_path}/out"]
     items = write_queue(tmp_path, " ".join([CE_IF50, *overrides]),

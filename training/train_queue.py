@@ -88,15 +88,21 @@ def exported_fingerprint(folder: Path) -> str | None:
         return None
 
 
-def last_checkpoint(cfg: TrainConfig) -> dict | None:
-    """meta.json of the run's newest complete checkpoint, or None."""
-    metas = sorted((cfg.resolved_run_dir() / "checkpoints").glob("epoch_*/meta.json"))
-    for meta in reversed(metas):
+def checkpoint_metas(cfg: TrainConfig) -> list[dict]:
+    """meta.json of each of the run's complete checkpoints (readable ones), newest first."""
+    metas = []
+    for meta in sorted((cfg.resolved_run_dir() / "checkpoints").glob("epoch_*/meta.json"), reverse=True):
         try:
-            return json.loads(meta.read_text())
+            metas.append(json.loads(meta.read_text()))
         except (OSError, ValueError):
             continue
-    return None
+    return metas
+
+
+def last_checkpoint(cfg: TrainConfig) -> dict | None:
+    """meta.json of the run's newest complete checkpoint, or None."""
+    metas = checkpoint_metas(cfg)
+    return metas[0] if metas else None
 
 
 def lock_holder(cfg: TrainConfig) -> str | None:
@@ -127,12 +133,17 @@ def is_done(items: list[Item], index: int) -> bool:
 
 
 def progress(cfg: TrainConfig) -> str:
-    """'epoch 57/200, 48.2 s/epoch, ETA 1.9 h' from the newest checkpoint (train time, evaluation excluded)."""
-    meta = last_checkpoint(cfg)
-    if meta is None:
+    """'epoch 57/200, 48.2 s/epoch, ETA 1.9 h' from the newest checkpoints (train time, evaluation excluded). The rate
+    is that of the epochs between the two newest, what the machine gives the run now: the mean over the whole run
+    also counts epochs that shared the machine with other work or ran on another one. One checkpoint: its mean."""
+    metas = checkpoint_metas(cfg)
+    if not metas:
         return f"epoch 0/{cfg.epochs}, no checkpoint yet"
-    done = meta["epoch"] + 1
-    per_epoch = meta["elapsed_s"] / done
+    done = metas[0]["epoch"] + 1
+    if len(metas) > 1 and metas[0]["epoch"] > metas[1]["epoch"]:
+        per_epoch = (metas[0]["elapsed_s"] - metas[1]["elapsed_s"]) / (metas[0]["epoch"] - metas[1]["epoch"])
+    else:
+        per_epoch = metas[0]["elapsed_s"] / done
     return (f"epoch {done}/{cfg.epochs}, {per_epoch:.1f} s/epoch, "
             f"ETA {(cfg.epochs - done) * per_epoch / 3600:.1f} h")
 
