@@ -68,7 +68,8 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opt
 
 @dataclass
 class Run:
-    """A run's objects as `build_run` makes them; a launched run swaps in accelerate's prepared model and optimizer."""
+    """A run's objects as `build_run` makes them (train.py then hands the model and optimizer to accelerate's
+    `prepare` and steps the prepared pair)."""
 
     data: TrainData
     method: TrainingMethod
